@@ -1,0 +1,1 @@
+"""The Gradio chat that annotates every reply with its explanation (see issue: chat UI)."""

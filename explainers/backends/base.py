@@ -1,0 +1,150 @@
+"""The small protocol every backend shares: tokenise with offsets, score many input variants'
+target log-probabilities in batched forwards, and generate the greedy continuation.
+
+Batching is done here once, in numpy (left padding + attention mask + position ids), so the
+Torch and ONNX Runtime backends only run a padded batch. Torch adds gradients and attentions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class Counters:
+    """How much model work an explanation cost: batched calls and sequences run."""
+
+    forward_passes: int = 0
+    sequences: int = 0
+
+    def reset(self) -> None:
+        self.forward_passes = 0
+        self.sequences = 0
+
+
+@dataclass
+class PaddedBatch:
+    """A left-padded batch: every row ends at the last column, so target positions line up."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    position_ids: np.ndarray
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> PaddedBatch:
+    """Left-pad rows to one length; position ids count only real tokens (cumsum(mask) - 1)."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = row
+            mask[i, width - len(row) :] = 1
+    positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+    return PaddedBatch(ids, mask, positions)
+
+
+class Backend(ABC):
+    """A loaded model behind the operations explainers need. Subclasses run padded batches."""
+
+    name: str = "base"
+    supports_gradients: bool = False
+    supports_attentions: bool = False
+    max_batch_tokens: int = 4096
+
+    def __init__(self, tokenizer: Any, model_id: str, context_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.context_length = context_length
+        self.counters = Counters()
+
+    # --- tokenizer ---------------------------------------------------------------------------
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        for candidate in (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(
+        self, text: str, add_special_tokens: bool
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and (start, end) character offsets into `text`."""
+        enc = self.tokenizer(
+            text, add_special_tokens=add_special_tokens, return_offsets_mapping=True
+        )
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+    def encode_target(self, text: str) -> list[int]:
+        """Ids of a user-given target text, to be appended after the prompt."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The chat template applied to `messages`, ready for the assistant's answer."""
+        return str(
+            self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
+
+    def piece(self, token_id: int) -> str:
+        """The model's own text for one token (for display next to the user's text)."""
+        return self.decode([token_id])
+
+    def eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        return ids
+
+    # --- scoring -----------------------------------------------------------------------------
+    def target_logprobs(
+        self,
+        inputs: Sequence[Sequence[int]],
+        target: Sequence[int],
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Teacher-forced log p(target_t | input, target_<t) for each input: shape [B, T]."""
+        if not target:
+            raise ValueError("target must have at least one token")
+        rows = [list(x) + list(target[:-1]) for x in inputs]
+        out = np.zeros((len(rows), len(target)), dtype=np.float64)
+        done = 0
+        for chunk in self._chunks(rows):
+            batch = left_pad([rows[i] for i in chunk], self.pad_id)
+            out[chunk] = self._run_logprobs(batch, list(target))
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, len(rows))
+        return out
+
+    def _chunks(self, rows: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Group row indices into batches of at most `max_batch_tokens` padded tokens."""
+        width = max(len(r) for r in rows)
+        per_batch = max(1, self.max_batch_tokens // max(1, width))
+        return [
+            list(range(i, min(i + per_batch, len(rows)))) for i in range(0, len(rows), per_batch)
+        ]
+
+    @abstractmethod
+    def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
+        """Log-probs [B, T] of `target` read from the last T positions of a padded batch."""
+
+    @abstractmethod
+    def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        """Greedy continuation of `ids` (new tokens only, stopping after an end-of-sequence)."""

@@ -1,0 +1,187 @@
+"""The `promptxray` command: explain a prompt file in the terminal, as JSON, or as an HTML page.
+
+Errors a user can fix print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.types import GRANULARITIES, ExplainRequest
+
+DESCRIPTION = "Show which parts of a prompt drive a language model's answer."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptxray", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("explain", help="explain a prompt file (- for stdin)")
+    ex.add_argument("file", help="a .prompt, .txt, .prompt.md or .prompty file, or - for stdin")
+    ex.add_argument("--method", "-m", default="occlusion", help="see `promptxray methods`")
+    ex.add_argument("--target", "-t", help="explain this text instead of the model's own answer")
+    ex.add_argument("--granularity", "-g", default="token", choices=GRANULARITIES)
+    ex.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2-135M)")
+    ex.add_argument("--backend", default="torch", help="torch")
+    ex.add_argument("--max-new-tokens", type=int, default=8, help="length of the generated target")
+    ex.add_argument(
+        "--chat",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="wrap the prompt in the model's chat template (auto: when it has one)",
+    )
+    ex.add_argument(
+        "--option",
+        "-O",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method option, e.g. -O n_steps=64 (repeatable)",
+    )
+    ex.add_argument("--format", "-f", default="text", choices=("text", "json", "html"))
+    ex.add_argument("--output", "-o", help="write here instead of stdout")
+    ex.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    ex.add_argument("--top", type=int, default=5, help="how many top drivers to list")
+    ex.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the model folder's own Python code to run (off by default)",
+    )
+    sub.add_parser("methods", help="list the explainer methods and what they need")
+    lsp = sub.add_parser("lsp", help="run the language server (stdio, or --tcp HOST PORT)")
+    lsp.add_argument("--tcp", nargs=2, metavar=("HOST", "PORT"))
+    return parser
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs, with numbers converted."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PromptXrayError(f"--option takes KEY=VALUE, got {pair!r}")
+        converted: Any = value
+        for kind in (int, float):
+            try:
+                converted = kind(value)
+                break
+            except ValueError:
+                continue
+        options[key] = converted
+    return options
+
+
+def _stage_progress(stream: TextIO) -> Any:
+    """A progress callback drawing tqdm bars on stderr, or None when stderr is no terminal."""
+    if not stream.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    labels = {"load": "loading model", "target": "finding target", "attribute": "attributing"}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(
+                total=total, desc=labels.get(stage, stage), file=stream, leave=False
+            )
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _quiet_transformers() -> None:
+    import logging
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from promptxray.explainers.documents import read_prompt_file
+    from promptxray.explainers.explain import explain
+    from promptxray.explainers.render import render_html, render_text
+
+    source = read_prompt_file(args.file)
+    path = None if args.file == "-" else args.file
+    request = ExplainRequest(
+        text=source,
+        path=path,
+        method=args.method,
+        target=args.target,
+        granularity=args.granularity,
+        model=args.model,
+        backend=args.backend,
+        max_new_tokens=args.max_new_tokens,
+        chat_template={"auto": None, "on": True, "off": False}[args.chat],
+        options=parse_options(args.option),
+    )
+    if args.trust_remote_code:
+        from promptxray.explainers.backends import get_backend
+
+        backend = get_backend(args.backend, args.model, trust_remote_code=True)
+        explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
+    else:
+        explanation = explain(request, progress=_stage_progress(sys.stderr))
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        if args.format == "json":
+            out.write(explanation.to_json(indent=2) + "\n")
+        elif args.format == "html":
+            out.write(render_html(explanation, source, title=path or "stdin"))
+        else:
+            color = args.color == "always" or (
+                args.color == "auto" and out.isatty() and "NO_COLOR" not in os.environ
+            )
+            out.write(render_text(explanation, source, color=color, top_k=args.top))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def run_methods() -> int:
+    from promptxray.explainers.registry import list_methods
+
+    for spec in list_methods():
+        needs = (
+            "gradients"
+            if spec.needs_gradients
+            else "attentions"
+            if spec.needs_attentions
+            else "forward passes only"
+        )
+        print(f"{spec.name:22} {spec.summary} [{needs}]")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_transformers()
+    try:
+        if args.command == "methods":
+            return run_methods()
+        if args.command == "lsp":
+            from promptxray.server.__main__ import main as serve
+
+            return serve(["--tcp", *args.tcp] if args.tcp else [])
+        return run_explain(args)
+    except PromptXrayError as exc:
+        print(f"promptxray: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Prompt files -> the messages a model sees, with every visible char mapped to its file span.
+
+Offsets are Python str indices into the file text as decoded (no newline translation), so
+editors and the CLI can put scores back exactly where the user wrote the text. No torch here.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promptxray.explainers.errors import (
+    BinaryFileError,
+    DocumentError,
+    EmptyPromptError,
+    FrontMatterError,
+    MissingSampleError,
+)
+
+KINDS: tuple[str, ...] = ("text", "markdown", "prompty")
+BOM = "\ufeff"
+_ROLE_RE = re.compile(r"[ \t]*(system|user|assistant)[ \t]*:[ \t]*", re.IGNORECASE)
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
+_TEXT_CONTROLS = {8, 9, 10, 12, 13, 27}
+
+
+@dataclass
+class Segment:
+    """Model-visible text: literal (`text == source[start:end]`) or a filled `{{name}}` marker."""
+
+    text: str
+    start: int
+    end: int
+    placeholder: str | None = None
+
+
+@dataclass
+class Message:
+    """One chat message: its role and the segments its content is made of."""
+
+    role: str
+    segments: list[Segment]
+
+    @property
+    def content(self) -> str:
+        return "".join(seg.text for seg in self.segments)
+
+    def char_spans(self) -> list[tuple[int, int]]:
+        """One source span per char of `content` (the marker's span for placeholder chars)."""
+        spans: list[tuple[int, int]] = []
+        for seg in self.segments:
+            if seg.placeholder is not None:
+                spans.extend([(seg.start, seg.end)] * len(seg.text))
+            else:
+                spans.extend((seg.start + i, seg.start + i + 1) for i in range(len(seg.text)))
+        return spans
+
+
+@dataclass
+class PromptDocument:
+    """A parsed prompt file: the source text, its front matter and its messages."""
+
+    source: str
+    kind: str
+    body_start: int
+    front_matter: dict[str, Any]
+    messages: list[Message]
+    has_roles: bool
+
+
+def _label(path: str | None) -> str:
+    """How errors name the input: the path, `<stdin>` for "-", or a generic phrase."""
+    return "<stdin>" if path == "-" else path or "the input"
+
+
+def document_kind(path: str | None) -> str:
+    """The kind a file's name implies: prompty, markdown, or (default) plain text."""
+    name = (path or "").lower()
+    if name.endswith(".prompty"):
+        return "prompty"
+    if name.endswith(".md"):
+        return "markdown"
+    return "text"
+
+
+def decode_prompt_bytes(data: bytes, path: str | None = None) -> str:
+    """Decode file bytes as strict UTF-8 (BOM and CRLF kept), refusing binary data."""
+    label = _label(path)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BinaryFileError(f"{label} is UTF-16 encoded; re-save it as UTF-8")
+    sample = data[:8192]
+    controls = sum(1 for b in sample if (b < 32 and b not in _TEXT_CONTROLS) or b == 127)
+    if b"\x00" in data or (sample and controls / len(sample) > 0.3):
+        raise BinaryFileError(f"{label} looks like a binary file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise BinaryFileError(
+            f"{label} is not valid UTF-8: byte 0x{data[e.start]:02x} at byte offset {e.start} "
+            f"(line {line}); re-save the file as UTF-8"
+        ) from None
+
+
+def read_prompt_file(path: str) -> str:
+    """Read a prompt file ("-" is stdin) as bytes and decode it with `decode_prompt_bytes`."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise DocumentError(f"cannot read {path}: {e.strerror or e}") from None
+    return decode_prompt_bytes(data, path)
+
+
+def _lines(source: str, pos: int) -> Iterator[tuple[int, int, int]]:
+    """Yield (line start, content end without CR/LF, next line start) from `pos` on."""
+    while pos < len(source):
+        nl = source.find("\n", pos)
+        if nl < 0:
+            yield pos, len(source), len(source)
+            return
+        yield pos, nl - 1 if nl > pos and source[nl - 1] == "\r" else nl, nl + 1
+        pos = nl + 1
+
+
+def _front_matter(source: str, pos: int, label: str) -> tuple[dict[str, Any], int, bool]:
+    """Parse YAML front matter opening at `pos`; return (mapping, body start, present)."""
+    lines = _lines(source, pos)
+    first = next(lines, None)
+    if first is None or source[first[0] : first[1]] != "---":
+        return {}, pos, False
+    yaml_start = first[2]
+    close = next((ln for ln in lines if source[ln[0] : ln[1]] in ("---", "...")), None)
+    if close is None:
+        raise FrontMatterError(f"{label}:1: front matter opened with '---' is never closed")
+    try:
+        data = yaml.safe_load(source[yaml_start : close[0]])
+    except yaml.YAMLError as e:
+        # At end of stream the context mark (what was left open) is the useful place.
+        text_len = close[0] - yaml_start
+        marks = [getattr(e, "problem_mark", None), getattr(e, "context_mark", None)]
+        good = [m.index for m in marks if m is not None and m.index < text_len]
+        index = yaml_start + (good[0] if good else max(text_len - 1, 0))
+        line = source.count("\n", 0, index) + 1
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        msg = f"{label}:{line}: front matter is not valid YAML: {problem}"
+        raise FrontMatterError(msg) from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise FrontMatterError(f"{label}: front matter must be a YAML mapping, not a {kind}")
+    return data, close[2], True
+
+
+def _sample(front: dict[str, Any], name: str) -> str | None:
+    """The sample value for `{{name}}`: `inputs.<name>.sample`, else `sample.<name>`."""
+    inputs = front.get("inputs")
+    if isinstance(inputs, dict) and isinstance(inputs.get(name), dict) and "sample" in inputs[name]:
+        value = inputs[name]["sample"]
+    elif isinstance(front.get("sample"), dict) and name in front["sample"]:
+        value = front["sample"][name]
+    else:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _segments(
+    source: str, start: int, end: int, front: dict[str, Any] | None, label: str
+) -> list[Segment]:
+    """Segments for source[start:end]; with `front`, `{{name}}` markers are filled in."""
+    segs: list[Segment] = []
+    pos = start
+    if front is not None:
+        for m in _PLACEHOLDER_RE.finditer(source, start, end):
+            name = m.group(1)
+            value = _sample(front, name)
+            if value is None:
+                line = source.count("\n", 0, m.start()) + 1
+                raise MissingSampleError(
+                    f"{label}:{line}: placeholder {{{{{name}}}}} has no sample value; add "
+                    f"`inputs: {{{name}: {{sample: ...}}}}` or `sample: {{{name}: ...}}` "
+                    "to the front matter"
+                )
+            if m.start() > pos:
+                segs.append(Segment(source[pos : m.start()], pos, m.start()))
+            segs.append(Segment(value, m.start(), m.end(), placeholder=name))
+            pos = m.end()
+    if end > pos:
+        segs.append(Segment(source[pos:end], pos, end))
+    return _strip(segs)
+
+
+def _strip(segs: list[Segment]) -> list[Segment]:
+    """Strip leading/trailing whitespace of the joined content, keeping the span invariants."""
+    segs = [s for s in segs if s.text]
+    while segs and not segs[0].text.strip():
+        segs.pop(0)
+    while segs and not segs[-1].text.strip():
+        segs.pop()
+    if segs:  # literal: drop a prefix/suffix of the slice; placeholder: keep the marker span
+        s, text = segs[0], segs[0].text.lstrip()
+        start = s.start if s.placeholder else s.end - len(text)
+        segs[0] = Segment(text, start, s.end, s.placeholder)
+        s, text = segs[-1], segs[-1].text.rstrip()
+        end = s.end if s.placeholder else s.start + len(text)
+        segs[-1] = Segment(text, s.start, end, s.placeholder)
+    return segs
+
+
+def _split_roles(source: str, body_start: int) -> list[tuple[str, int, int]]:
+    """Split a Prompty body at lines that are only `system:`/`user:`/`assistant:`."""
+    chunks: list[tuple[str, int, int]] = []
+    role, chunk_start = "system", body_start
+    for start, end, nxt in _lines(source, body_start):
+        m = _ROLE_RE.fullmatch(source, start, end)
+        if m:
+            chunks.append((role, chunk_start, start))
+            role, chunk_start = m.group(1).lower(), nxt
+    chunks.append((role, chunk_start, len(source)))
+    return chunks
+
+
+def parse_document(source: str, path: str | None = None, kind: str | None = None) -> PromptDocument:
+    """Parse prompt text into messages; only Prompty files get roles and `{{name}}` samples.
+
+    Nothing is evaluated: Jinja statements such as `{% raw %}` stay literal text.
+    """
+    kind = kind or document_kind(path)
+    if kind not in KINDS:
+        raise DocumentError(f"unknown prompt kind {kind!r}; expected one of {', '.join(KINDS)}")
+    label = _label(path)
+    if "\x00" in source:  # text that arrived already decoded (an editor buffer) can be binary too
+        raise BinaryFileError(f"{label} looks like a binary file (it contains NUL characters)")
+    pos = 1 if source.startswith(BOM) else 0
+    front, pos, fenced = ({}, pos, False) if kind == "text" else _front_matter(source, pos, label)
+    chunks = _split_roles(source, pos) if kind == "prompty" else []
+    has_roles = len(chunks) > 1
+    if not has_roles:
+        chunks = [("user", pos, len(source))]
+    fill = front if kind == "prompty" else None
+    messages = [Message(role, _segments(source, s, e, fill, label)) for role, s, e in chunks]
+    messages = [m for m in messages if m.segments]
+    if not messages:
+        where = " after its front matter" if fenced else ""
+        raise EmptyPromptError(f"{label} has no prompt text{where}")
+    return PromptDocument(source, kind, pos, front, messages, has_roles)

@@ -1,0 +1,63 @@
+"""Typed errors: every bad input raises one of these with a message a user can act on.
+
+Front ends catch `PromptXrayError` and show its message (CLI: stderr + exit code 2; the server:
+a diagnostic; the chat: an error note). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+
+class PromptXrayError(Exception):
+    """Base class of the errors promptxray reports to users."""
+
+    exit_code = 2
+
+
+class DocumentError(PromptXrayError):
+    """The prompt file cannot be read as a prompt."""
+
+
+class EmptyPromptError(DocumentError):
+    """The prompt has no text to explain."""
+
+
+class BinaryFileError(DocumentError):
+    """The file is binary or not valid UTF-8."""
+
+
+class FrontMatterError(DocumentError):
+    """The YAML front matter does not parse or has the wrong shape."""
+
+
+class MissingSampleError(DocumentError):
+    """A `{{name}}` placeholder has no sample value to fill it with."""
+
+
+class ContextLengthError(PromptXrayError):
+    """The prompt (plus the target) does not fit in the model's context."""
+
+    def __init__(self, prompt_tokens: int, extra_tokens: int, limit: int, model: str) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.extra_tokens = extra_tokens
+        self.limit = limit
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens (plus {extra_tokens} target tokens) but "
+            f"{model} has a context of {limit} tokens; shorten the prompt by at least "
+            f"{prompt_tokens + extra_tokens - limit} tokens"
+        )
+
+
+class ModelLoadError(PromptXrayError):
+    """The model cannot be found or is not a causal language model."""
+
+
+class UnknownMethodError(PromptXrayError):
+    """No explainer is registered under that name."""
+
+
+class UnsupportedMethodError(PromptXrayError):
+    """The method needs a capability the backend lacks; the message names what would work."""
+
+
+class InvalidRequestError(PromptXrayError):
+    """A setting of the request is out of range or of the wrong kind."""

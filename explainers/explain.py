@@ -1,0 +1,142 @@
+"""The one entry point every front end calls: `explain(request) -> Explanation`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from promptxray.explainers.backends import get_backend
+from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.context import MethodContext
+from promptxray.explainers.documents import parse_document
+from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
+from promptxray.explainers.inputs import build_input
+from promptxray.explainers.registry import MethodResult, check_supported, get_method
+from promptxray.explainers.targets import check_context, resolve_target
+from promptxray.explainers.types import (
+    GRANULARITIES,
+    ExplainRequest,
+    Explanation,
+    Span,
+    Target,
+    TargetToken,
+)
+from promptxray.explainers.units import group_units
+
+# progress(stage, done, total): stage is "load", "target" or "attribute".
+StageProgress = Callable[[str, int, int], None]
+
+
+def explain(
+    request: ExplainRequest,
+    backend: Backend | None = None,
+    progress: StageProgress | None = None,
+) -> Explanation:
+    """Explain what in `request.text` drives the model's answer, with the requested method."""
+    spec = get_method(request.method)
+    if request.granularity not in GRANULARITIES:
+        raise InvalidRequestError(
+            f"unknown granularity {request.granularity!r}; use one of {', '.join(GRANULARITIES)}"
+        )
+    doc = parse_document(request.text, request.path)
+    if backend is None:
+        if progress:
+            progress("load", 0, 1)
+        backend = get_backend(request.backend, request.model)
+        if progress:
+            progress("load", 1, 1)
+    check_supported(spec, backend)
+    started = time.perf_counter()
+    backend.counters.reset()
+
+    model_input = build_input(doc, backend, request.chat_template)
+    if not model_input.tokens:
+        raise EmptyPromptError("the prompt has no tokens to explain")
+    check_context(backend, len(model_input.ids), 1)
+    if progress:
+        progress("target", 0, 1)
+    target_ids, generated = resolve_target(
+        backend, model_input.ids, request.target, request.max_new_tokens, request.target_ids
+    )
+    base = backend.target_logprobs([model_input.ids], target_ids)[0]
+    if progress:
+        progress("target", 1, 1)
+
+    ctx = MethodContext(
+        backend=backend,
+        input=model_input,
+        units=group_units(doc.source, model_input.tokens, request.granularity),
+        target_ids=target_ids,
+        base_logprobs=base,
+        options=dict(request.options),
+        progress=(lambda d, t: progress("attribute", d, t)) if progress else None,
+    )
+    result = spec.fn(ctx)
+    return _assemble(request, doc.source, backend, ctx, result, generated, started)
+
+
+def _assemble(
+    request: ExplainRequest,
+    source: str,
+    backend: Backend,
+    ctx: MethodContext,
+    result: MethodResult,
+    generated: bool,
+    started: float,
+) -> Explanation:
+    """Put token scores, unit spans and target figures into one Explanation."""
+    tokens = ctx.input.tokens
+    token_scores = result.token_scores
+    unit_scores = result.unit_scores
+    if unit_scores is None:
+        if token_scores is None:
+            raise RuntimeError(f"method {request.method} returned no scores")
+        unit_scores = np.array([sum(token_scores[i] for i in unit) for unit in ctx.units])
+    if token_scores is None and request.granularity == "token":
+        token_scores = np.array(unit_scores)
+    for token in tokens:
+        token.score = None if token_scores is None else float(token_scores[token.index])
+    spans = []
+    for unit, score in zip(ctx.units, unit_scores, strict=True):
+        start = min(tokens[i].start for i in unit)
+        end = max(tokens[i].end for i in unit)
+        if request.granularity != "token":
+            start, end = _trim(source, start, end)
+        spans.append(Span(source[start:end], start, end, float(score), list(unit)))
+    target_tokens = [
+        TargetToken(backend.piece(t), int(t), float(lp))
+        for t, lp in zip(ctx.target_ids, ctx.base_logprobs, strict=True)
+    ]
+    target = Target(
+        text=backend.decode(ctx.target_ids),
+        tokens=target_tokens,
+        logprob=ctx.base_score,
+        generated=generated,
+    )
+    return Explanation(
+        method=request.method,
+        backend=backend.name,
+        model=backend.model_id,
+        granularity=request.granularity,
+        target=target,
+        tokens=tokens,
+        spans=spans,
+        input_tokens=len(ctx.input.ids),
+        context_length=backend.context_length,
+        wall_time_s=time.perf_counter() - started,
+        forward_passes=backend.counters.forward_passes,
+        sequences_scored=backend.counters.sequences,
+        metrics=dict(result.metrics),
+        details={"chat_template": ctx.input.chat, **result.details},
+        path=request.path,
+    )
+
+
+def _trim(source: str, start: int, end: int) -> tuple[int, int]:
+    """Narrow a word or line span to its non-whitespace text (unless it is all whitespace)."""
+    text = source[start:end]
+    if not text.strip():
+        return start, end
+    return start + len(text) - len(text.lstrip()), end - len(text) + len(text.rstrip())

@@ -1,0 +1,20 @@
+"""Occlusion (leave-one-out): a unit's score is how much the target's log-probability drops
+when that token, word or line is removed. All variants run in batched forwards."""
+
+from __future__ import annotations
+
+from promptxray.explainers.context import MethodContext
+from promptxray.explainers.registry import MethodResult, register
+
+
+@register(
+    "occlusion",
+    "leave-one-out: the drop in the target's log-probability when a token, word or line is removed",
+)
+def occlusion(ctx: MethodContext) -> MethodResult:
+    variants = [ctx.ids_without(unit) for unit in ctx.units]
+    ablated = ctx.backend.target_logprobs(variants, ctx.target_ids, ctx.progress).sum(axis=1)
+    return MethodResult(
+        unit_scores=ctx.base_score - ablated,
+        details={"ablated_logprob": [float(x) for x in ablated]},
+    )

@@ -1,0 +1,18 @@
+"""Saliency: the L2 norm of the gradient at each token's embedding (how sensitive the target
+is to that token; unsigned)."""
+
+from __future__ import annotations
+
+from promptxray.explainers.context import MethodContext
+from promptxray.explainers.gradients import embedding_gradients
+from promptxray.explainers.registry import MethodResult, register
+
+
+@register(
+    "saliency",
+    "gradient norm on input embeddings: how sensitive the answer is to each token (unsigned)",
+    needs_gradients=True,
+)
+def saliency(ctx: MethodContext) -> MethodResult:
+    _, grads = embedding_gradients(ctx)
+    return MethodResult(token_scores=grads.norm(dim=-1).double().numpy())

@@ -1,0 +1,99 @@
+"""The table of explainer methods: `@register("occlusion", ...)` adds one, with the capability
+flags that say which backends can run it. Front ends list methods from here; tests parametrise
+over `list_methods()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from promptxray.explainers.errors import UnknownMethodError, UnsupportedMethodError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from promptxray.explainers.context import MethodContext
+
+
+@dataclass
+class MethodResult:
+    """What a method returns: scores per user token and/or per unit, plus figures to report.
+
+    A method that scores tokens leaves `unit_scores` None and units get the sum of their
+    tokens; a method that scores units directly (occlusion) leaves `token_scores` None unless
+    the units are tokens."""
+
+    token_scores: np.ndarray | None = None
+    unit_scores: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+MethodFn = Callable[["MethodContext"], MethodResult]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method and what it needs from a backend."""
+
+    name: str
+    fn: MethodFn
+    summary: str
+    needs_gradients: bool = False
+    needs_attentions: bool = False
+
+    @property
+    def forward_only(self) -> bool:
+        return not (self.needs_gradients or self.needs_attentions)
+
+    def runs_on(self, backend: Any) -> bool:
+        if self.needs_gradients and not getattr(backend, "supports_gradients", False):
+            return False
+        return not (self.needs_attentions and not getattr(backend, "supports_attentions", False))
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register(
+    name: str, summary: str, needs_gradients: bool = False, needs_attentions: bool = False
+) -> Callable[[MethodFn], MethodFn]:
+    """Decorator adding a method function to the table under `name`."""
+
+    def add(fn: MethodFn) -> MethodFn:
+        _METHODS[name] = MethodSpec(name, fn, summary, needs_gradients, needs_attentions)
+        return fn
+
+    return add
+
+
+def _load_builtin_methods() -> None:
+    import promptxray.explainers.methods  # noqa: F401  (each module registers itself)
+
+
+def list_methods() -> list[MethodSpec]:
+    _load_builtin_methods()
+    return sorted(_METHODS.values(), key=lambda m: m.name)
+
+
+def get_method(name: str) -> MethodSpec:
+    _load_builtin_methods()
+    try:
+        return _METHODS[name]
+    except KeyError:
+        known = ", ".join(sorted(_METHODS))
+        raise UnknownMethodError(f"unknown method {name!r}; available: {known}") from None
+
+
+def check_supported(spec: MethodSpec, backend: Any) -> None:
+    """Raise UnsupportedMethodError naming the methods that do run on this backend."""
+    if spec.runs_on(backend):
+        return
+    needs = "gradients" if spec.needs_gradients else "attention weights"
+    usable = ", ".join(m.name for m in list_methods() if m.runs_on(backend))
+    raise UnsupportedMethodError(
+        f"method {spec.name!r} needs {needs}, which the {backend.name} backend does not provide; "
+        f"use the torch backend, or one of: {usable}"
+    )

@@ -1,0 +1,44 @@
+"""Resolve what is being explained: the model's greedy continuation, or a text the user gives."""
+
+from __future__ import annotations
+
+from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.errors import ContextLengthError, InvalidRequestError
+
+
+def check_context(backend: Backend, prompt_len: int, extra: int) -> None:
+    """Raise ContextLengthError when prompt + target cannot fit the model's context."""
+    if prompt_len + extra > backend.context_length:
+        raise ContextLengthError(prompt_len, extra, backend.context_length, backend.model_id)
+
+
+def resolve_target(
+    backend: Backend,
+    prompt_ids: list[int],
+    target_text: str | None,
+    max_new_tokens: int,
+    target_ids: list[int] | None = None,
+) -> tuple[list[int], bool]:
+    """Target token ids and whether they were generated.
+
+    A generated target stops at end of sequence and leaves that token out, unless the model
+    answers with nothing else, in which case the end-of-sequence token is the target."""
+    if target_ids:
+        check_context(backend, len(prompt_ids), len(target_ids))
+        return list(target_ids), False
+    if target_text is not None:
+        if not target_text:
+            raise InvalidRequestError("the target text is empty")
+        ids = backend.encode_target(target_text)
+        check_context(backend, len(prompt_ids), len(ids))
+        return ids, False
+    if max_new_tokens < 1:
+        raise InvalidRequestError("max_new_tokens must be at least 1")
+    check_context(backend, len(prompt_ids), max_new_tokens)
+    new = backend.generate(prompt_ids, max_new_tokens)
+    if not new:
+        raise InvalidRequestError("the model generated nothing to explain; give a target text")
+    eos = backend.eos_ids()
+    if len(new) > 1 and new[-1] in eos:
+        new = new[:-1]
+    return new, True

@@ -1,0 +1,1 @@
+"""The promptxray language server (pygls): see server.py."""

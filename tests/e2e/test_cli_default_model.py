@@ -1,0 +1,53 @@
+"""End to end: the installed `promptxray` command on the real default model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import DATA, REPO
+
+CAPITAL = REPO / "examples" / "capital.prompt"
+
+
+def promptxray(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("promptxray") or ""
+    cmd = [exe] if exe else [sys.executable, "-m", "promptxray.explainers.cli"]
+    return subprocess.run(
+        [*cmd, *args], input=stdin, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.mark.slow
+def test_explain_json_on_default_model():
+    result = promptxray("explain", str(CAPITAL), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    source = CAPITAL.read_text()
+    assert "Paris" in data["target"]["text"]
+    assert data["model"] == "SmolLM2-135M-Instruct" and data["method"] == "occlusion"
+    assert data["forward_passes"] >= 2 and data["wall_time_s"] > 0
+    for token in data["tokens"]:
+        assert source[token["start"] : token["end"]] == token["text"]
+        assert isinstance(token["score"], float)
+    top = max(data["spans"], key=lambda s: abs(s["score"]))
+    assert top["text"].strip() in {"capital", "France"}
+
+
+@pytest.mark.slow
+def test_explain_text_html_and_stdin(tmp_path):
+    prompty = DATA / "capital.prompty"
+    text = promptxray("explain", str(prompty), "-g", "word", "--color", "never")
+    assert text.returncode == 0, text.stderr
+    assert "Top drivers:" in text.stdout and "{{country}}" in text.stdout
+    assert "\x1b[" not in text.stdout
+    page = tmp_path / "heatmap.html"
+    html = promptxray("explain", "-", "-f", "html", "-o", str(page), stdin=CAPITAL.read_text())
+    assert html.returncode == 0, html.stderr
+    content = page.read_text()
+    assert content.startswith("<!DOCTYPE html>") and "capital" in content
+    assert "http://" not in content and "https://" not in content
