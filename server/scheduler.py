@@ -1,0 +1,155 @@
+"""Explanation jobs off the event loop: one worker thread, cancellation, and a bounded cache.
+
+The language server submits a `Job` per document version; the worker loads the model on first
+use, runs the configured method plus a line-level occlusion (for the "no effect" hints), and
+returns a `JobResult`. A newer job for the same document cancels the older one at its next
+progress step. Nothing here knows about LSP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptxray.explainers.errors import ModelLoadError, PromptXrayError
+from promptxray.explainers.types import ExplainRequest, Explanation
+
+CACHE_SIZE = 64
+Progress = Callable[[str, int, int], None]
+
+
+class JobCancelled(Exception):
+    """Raised inside the worker when a newer job superseded this one."""
+
+
+@dataclass
+class Job:
+    """One explanation to compute for one version of one document."""
+
+    uri: str
+    version: int | None
+    request: ExplainRequest
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    progress: Progress | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        r = self.request
+        return (
+            r.text,
+            r.path,
+            r.method,
+            r.target,
+            r.granularity,
+            r.model,
+            r.backend,
+            r.max_new_tokens,
+        )
+
+
+@dataclass
+class JobResult:
+    """What a job produced: explanations, or the error to show."""
+
+    explanation: Explanation | None = None
+    lines: Explanation | None = None
+    error: PromptXrayError | None = None
+    seconds: float = 0.0
+
+
+class Engine:
+    """Runs jobs one at a time in a worker thread and caches results by (text, settings)."""
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptxray-worker")
+        self.cache: OrderedDict[tuple[Any, ...], JobResult] = OrderedDict()
+        self.cache_size = cache_size
+        self.failed_models: dict[tuple[str, str | None], str] = {}
+        self.loaded: set[tuple[str, str | None]] = set()
+
+    def cached(self, job: Job) -> JobResult | None:
+        result = self.cache.get(job.key())
+        if result is not None:
+            self.cache.move_to_end(job.key())
+        return result
+
+    def submit(self, job: Job) -> Future[JobResult]:
+        return self.executor.submit(self.run, job)
+
+    def forget_failures(self) -> None:
+        """Settings changed: a model that failed to load may load now."""
+        self.failed_models.clear()
+
+    def run(self, job: Job) -> JobResult:
+        """Compute a job in the worker (or return the cached result)."""
+        hit = self.cached(job)
+        if hit is not None:
+            return hit
+        started = time.perf_counter()
+        try:
+            result = self._compute(job)
+        except JobCancelled:
+            raise
+        except PromptXrayError as exc:
+            result = JobResult(error=exc)
+        result.seconds = time.perf_counter() - started
+        if result.error is None or not isinstance(result.error, ModelLoadError):
+            self.cache[job.key()] = result
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        return result
+
+    def _progress(self, job: Job) -> Progress:
+        def report(stage: str, done: int, total: int) -> None:
+            if job.cancelled.is_set():
+                raise JobCancelled(job.uri)
+            if job.progress:
+                job.progress(stage, done, total)
+
+        return report
+
+    def _backend(self, job: Job, progress: Progress) -> Any:
+        from promptxray.explainers.backends import get_backend
+
+        model_key = (job.request.backend, job.request.model)
+        if model_key in self.failed_models:
+            raise ModelLoadError(self.failed_models[model_key])
+        if model_key not in self.loaded:
+            progress("load", 0, 1)
+        try:
+            backend = get_backend(job.request.backend, job.request.model)
+        except ModelLoadError as exc:
+            self.failed_models[model_key] = str(exc)
+            raise
+        self.loaded.add(model_key)
+        progress("load", 1, 1)
+        return backend
+
+    def _compute(self, job: Job) -> JobResult:
+        from promptxray.explainers.explain import explain
+
+        progress = self._progress(job)
+        progress("start", 0, 1)
+        backend = self._backend(job, progress)
+        main = explain(job.request, backend=backend, progress=progress)
+        if main.method == "occlusion" and main.granularity == "line":
+            return JobResult(explanation=main, lines=main)
+        lines_request = ExplainRequest(
+            text=job.request.text,
+            path=job.request.path,
+            method="occlusion",
+            granularity="line",
+            model=job.request.model,
+            backend=job.request.backend,
+            chat_template=job.request.chat_template,
+            target_ids=[t.token_id for t in main.target.tokens],
+        )
+        lines = explain(lines_request, backend=backend, progress=progress)
+        return JobResult(explanation=main, lines=lines)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

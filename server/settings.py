@@ -1,0 +1,107 @@
+"""The language server's settings: a dataclass with defaults, parsed leniently.
+
+Settings arrive as `initializationOptions` and in `workspace/didChangeConfiguration` (either
+flat or under a `promptxray` key). An unknown or invalid value never crashes the server: it is
+reported as a warning and its default is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from promptxray.explainers.types import GRANULARITIES
+
+BACKENDS = ("torch",)
+TRIGGERS = ("onChange", "onSave", "manual")
+DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server explains with, and when."""
+
+    model: str | None = None
+    backend: str = "torch"
+    method: str = "occlusion"
+    granularity: str = "word"
+    maxNewTokens: int = 8
+    target: str | None = None
+    trigger: str = "onChange"
+    debounceMs: int = 600
+    unnecessaryThreshold: float = 0.05
+    inlayHints: bool = False
+    globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
+
+    def explain_key(self) -> tuple[Any, ...]:
+        """The settings that change an explanation's result (for the cache key)."""
+        return (self.model, self.backend, self.method, self.granularity, self.maxNewTokens)
+
+
+def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
+    """Validate one setting; return (value to use, warning or None)."""
+    from promptxray.explainers.registry import get_method
+
+    bad = f"promptxray: invalid setting {name}={value!r}"
+    if name in ("model", "target"):
+        if value is None or (isinstance(value, str) and value.strip()):
+            return value, None
+        if value == "":
+            return None, None
+        return default, f"{bad}: expected a string; using the default"
+    if name in ("maxNewTokens", "debounceMs"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        lo, hi = (1, 256) if name == "maxNewTokens" else (0, 60_000)
+        if ok and lo <= value <= hi:
+            return value, None
+        return default, f"{bad}: expected a whole number from {lo} to {hi}; using {default}"
+    if name == "unnecessaryThreshold":
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value), None
+        return default, f"{bad}: expected a number >= 0; using {default}"
+    if name == "inlayHints":
+        if isinstance(value, bool):
+            return value, None
+        return default, f"{bad}: expected true or false; using {default}"
+    if name == "globs":
+        if isinstance(value, list) and all(isinstance(g, str) and g for g in value):
+            return tuple(dict.fromkeys([*DEFAULT_GLOBS, *value])), None
+        return default, f"{bad}: expected a list of glob patterns; using the defaults"
+    choices: tuple[str, ...] = {
+        "backend": BACKENDS,
+        "granularity": GRANULARITIES,
+        "trigger": TRIGGERS,
+    }.get(name, ())
+    if name == "method":
+        try:
+            get_method(str(value))
+            return str(value), None
+        except Exception as exc:
+            return default, f"promptxray: invalid setting method: {exc}; using {default}"
+    if value in choices:
+        return value, None
+    return default, f"{bad}: expected one of {', '.join(choices)}; using {default}"
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from a client's JSON object (missing keys keep `base`), plus warnings."""
+    base = base or Settings()
+    if raw is None:
+        return base, []
+    if isinstance(raw, dict) and isinstance(raw.get("promptxray"), dict):
+        raw = raw["promptxray"]
+    if not isinstance(raw, dict):
+        return base, [f"promptxray: settings must be an object, got {type(raw).__name__}"]
+    known = {f.name: f for f in fields(Settings)}
+    defaults = Settings()
+    changes: dict[str, Any] = {}
+    warnings: list[str] = []
+    for name, value in raw.items():
+        if name not in known:
+            warnings.append(f"promptxray: unknown setting {name!r} ignored")
+            continue
+        checked, warning = _check(name, value, getattr(defaults, name))
+        changes[name] = checked
+        if warning:
+            warnings.append(warning)
+    return replace(base, **changes), warnings
