@@ -1,0 +1,62 @@
+/** Names shared by the extension, its package.json and its tests. No `vscode` import here. */
+
+/** The attribution methods the server knows (see `promptxray methods`). */
+export const METHODS = [
+  'occlusion',
+  'gradient_x_input',
+  'saliency',
+  'integrated_gradients',
+  'attention',
+  'attention_rollout',
+] as const;
+export type Method = (typeof METHODS)[number];
+
+export const METHOD_DESCRIPTIONS: Record<Method, string> = {
+  occlusion: 'remove each span and measure the change in the answer’s log-probability (signed, measured)',
+  gradient_x_input: 'gradient × embedding (signed, fast)',
+  saliency: 'gradient norm (unsigned, fast)',
+  integrated_gradients: 'path-integrated gradients (signed, slower)',
+  attention: 'attention weights of the answer’s positions (unsigned, not a measured effect)',
+  attention_rollout: 'attention rolled out through the layers (unsigned, not a measured effect)',
+};
+
+export const GRANULARITIES = ['token', 'word', 'line'] as const;
+export const TRIGGERS = ['onChange', 'onSave', 'manual'] as const;
+export const BACKENDS = ['torch'] as const;
+
+/** The semantic-token legend the server announces (server/convert.py). */
+export const TOKEN_TYPES = ['xrayPositive', 'xrayNegative'] as const;
+export const TOKEN_MODIFIERS = ['level1', 'level2', 'level3', 'level4', 'level5'] as const;
+
+/** Commands the server executes (workspace/executeCommand); VS Code gets them from the client. */
+export const SERVER_COMMANDS = {
+  explain: 'promptxray.explain',
+  explainWith: 'promptxray.explainWith',
+  setTarget: 'promptxray.setTarget',
+  compareMethods: 'promptxray.compareMethods',
+} as const;
+
+/** The client's own palette commands: different ids, so they never clash with the server's. */
+export const CLIENT_COMMANDS = {
+  explain: 'promptxray.client.explain',
+  explainWith: 'promptxray.client.explainWith',
+  setTarget: 'promptxray.client.setTarget',
+  compareMethods: 'promptxray.client.compareMethods',
+  showHtml: 'promptxray.client.showHtml',
+  restart: 'promptxray.client.restart',
+  showLogs: 'promptxray.client.showLogs',
+} as const;
+
+/** The custom request returning an Explanation as JSON. */
+export const EXPLANATION_REQUEST = 'promptxray/explanation';
+
+/** Languages this extension contributes, and the glob for Markdown prompt files it attaches to. */
+export const LANGUAGE_IDS = ['prompt', 'prompty'] as const;
+export const PROMPT_MD_PATTERN = '**/*.prompt.md';
+
+/** The configuration section and the settings whose change restarts the server. */
+export const SECTION = 'promptxray';
+export const RESTART_KEYS = ['python', 'model', 'backend'] as const;
+/** Settings that could make the extension run code from the workspace: user values only when
+ * the workspace is not trusted (also listed in package.json `restrictedConfigurations`). */
+export const RESTRICTED_KEYS = ['python', 'model'] as const;

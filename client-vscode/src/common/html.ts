@@ -1,0 +1,60 @@
+/**
+ * "Show explanation as HTML": the CLI command line, and the page made safe for a webview
+ * (a restrictive Content-Security-Policy, no scripts).
+ */
+
+import type { ClientSettings } from './settings';
+
+/** Arguments after the interpreter: `-m promptxray.explainers.cli explain FILE --format html -o OUT`. */
+export function htmlCliArgs(
+  settings: Pick<ClientSettings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'>,
+  file: string,
+  out: string,
+  overrides: { method?: string; target?: string | null } = {},
+): string[] {
+  const args = ['-m', 'promptxray.explainers.cli', 'explain', file, '--format', 'html', '-o', out];
+  args.push('--method', overrides.method ?? settings.method);
+  args.push('--granularity', settings.granularity);
+  args.push('--backend', settings.backend);
+  args.push('--max-new-tokens', String(settings.maxNewTokens));
+  if (settings.model) {
+    args.push('--model', settings.model);
+  }
+  if (overrides.target) {
+    args.push('--target', overrides.target);
+  }
+  return args;
+}
+
+/** The policy: nothing but inline styles and data: images; no scripts, frames, fetches. */
+export function contentSecurityPolicy(cspSource: string): string {
+  return [
+    "default-src 'none'",
+    `style-src ${cspSource} 'unsafe-inline'`,
+    `img-src ${cspSource} data:`,
+    `font-src ${cspSource} data:`,
+  ].join('; ');
+}
+
+const escapeAttr = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * The page with <script> elements removed and the CSP meta tag first in <head>. (Inline event
+ * handlers need no rewriting: the policy has no script-src, and the webview disables scripts.)
+ */
+export function secureHtml(html: string, cspSource: string): string {
+  let out = html
+    .replace(/<script\b[\s\S]*?<\/script\s*>/gi, '')
+    .replace(/<script\b[^>]*>/gi, '')
+    .replace(/<meta\s+http-equiv\s*=\s*["']?content-security-policy["']?[^>]*>/gi, '');
+  const meta = `<meta http-equiv="Content-Security-Policy" content="${escapeAttr(
+    contentSecurityPolicy(cspSource),
+  )}">`;
+  if (/<head\b[^>]*>/i.test(out)) {
+    out = out.replace(/<head\b[^>]*>/i, (head) => `${head}\n${meta}`);
+  } else {
+    out = `<!DOCTYPE html><html><head>${meta}</head><body>${out}</body></html>`;
+  }
+  return out;
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { contentSecurityPolicy, htmlCliArgs, secureHtml } from '../../common/html';
+import { DEFAULTS } from '../../common/settings';
+
+describe('HTML view', () => {
+  it('runs the CLI with the settings', () => {
+    const args = htmlCliArgs({ ...DEFAULTS, model: '/m/tiny', maxNewTokens: 4 }, '/p/a.prompt', '/t/out.html');
+    assert.deepEqual(args.slice(0, 8), ['-m', 'promptxray.explainers.cli', 'explain', '/p/a.prompt', '--format', 'html', '-o', '/t/out.html']);
+    const pairs = Object.fromEntries(
+      args.slice(8).flatMap((a, i, all) => (a.startsWith('--') ? [[a, all[i + 1]]] : [])),
+    );
+    assert.deepEqual(pairs, {
+      '--method': 'occlusion',
+      '--granularity': 'word',
+      '--backend': 'torch',
+      '--max-new-tokens': '4',
+      '--model': '/m/tiny',
+    });
+    assert.ok(!htmlCliArgs(DEFAULTS, 'f', 'o').includes('--model'), 'no --model: the CLI default');
+    assert.deepEqual(htmlCliArgs(DEFAULTS, 'f', 'o', { method: 'saliency', target: 'Paris' }).slice(-2), ['--target', 'Paris']);
+  });
+
+  it('adds a restrictive CSP and removes scripts', () => {
+    const page =
+      '<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src *">' +
+      '<style>b{}</style></head><body><header>h</header><script>alert(1)</script><script src="x.js"></script><p>one = 1 &lt;script&gt;</p></body></html>';
+    const safe = secureHtml(page, 'vscode-webview://abc');
+    assert.ok(!/<script/i.test(safe));
+    assert.ok(safe.includes('one = 1 &lt;script&gt;'), 'text is left alone');
+    assert.ok(safe.includes('<header>h</header>'));
+    const metas = safe.match(/Content-Security-Policy/g) ?? [];
+    assert.equal(metas.length, 1, 'only our policy remains');
+    assert.ok(safe.indexOf('Content-Security-Policy') < safe.indexOf('<style>'), 'the policy comes before the styles');
+    assert.match(safe, /default-src 'none'/);
+    assert.match(contentSecurityPolicy('src'), /^default-src 'none'; style-src src 'unsafe-inline'; img-src src data:; font-src src data:$/);
+    assert.ok(!contentSecurityPolicy('src').includes('script-src'));
+  });
+
+  it('wraps a fragment in a page', () => {
+    assert.match(secureHtml('<p>x</p>', 's'), /^<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy"/);
+  });
+});

@@ -1,0 +1,144 @@
+/** package.json against the code: languages, grammars, commands, settings, semantic tokens. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+
+import { contrast } from '../../common/colors';
+import {
+  CLIENT_COMMANDS,
+  GRANULARITIES,
+  LANGUAGE_IDS,
+  METHODS,
+  RESTRICTED_KEYS,
+  SERVER_COMMANDS,
+  TOKEN_MODIFIERS,
+  TOKEN_TYPES,
+  TRIGGERS,
+} from '../../common/constants';
+import { DEFAULTS, SETTING_KEYS } from '../../common/settings';
+import { readJson, ROOT } from '../paths';
+
+interface Manifest {
+  main: string;
+  engines: { vscode: string };
+  activationEvents: string[];
+  capabilities: { untrustedWorkspaces: { supported: string; restrictedConfigurations: string[] } };
+  contributes: {
+    languages: { id: string; extensions: string[]; configuration: string }[];
+    grammars: { language: string; scopeName: string; path: string }[];
+    semanticTokenTypes: { id: string; superType?: string; description: string }[];
+    semanticTokenModifiers: { id: string; description: string }[];
+    semanticTokenScopes: { scopes: Record<string, string[]> }[];
+    configurationDefaults: Record<string, { rules?: Record<string, { foreground: string; bold?: boolean; underline?: boolean }> }>;
+    commands: { command: string; title: string; category: string }[];
+    menus: Record<string, { command: string; when: string }[]>;
+    configuration: { properties: Record<string, { description?: string; markdownDescription?: string; default: unknown; enum?: string[] }> };
+  };
+}
+
+const pkg = readJson<Manifest>('package.json');
+const c = pkg.contributes;
+
+describe('package.json', () => {
+  it('contributes the prompt and prompty languages, not .prompt.md', () => {
+    assert.deepEqual(
+      c.languages.map((l) => [l.id, l.extensions]),
+      [
+        ['prompt', ['.prompt']],
+        ['prompty', ['.prompty']],
+      ],
+    );
+    assert.deepEqual(c.languages.map((l) => l.id), [...LANGUAGE_IDS]);
+    const all = JSON.stringify(c.languages);
+    assert.ok(!all.includes('.prompt.md') && !all.includes('markdown'), 'leaves .prompt.md to its own language');
+    for (const language of c.languages) {
+      assert.ok(fs.existsSync(path.join(ROOT, language.configuration)));
+    }
+  });
+
+  it('has a grammar per language, whose files exist and name their scope', () => {
+    assert.deepEqual(c.grammars.map((g) => g.language), [...LANGUAGE_IDS]);
+    for (const grammar of c.grammars) {
+      const file = readJson<{ scopeName: string }>(grammar.path);
+      assert.equal(file.scopeName, grammar.scopeName);
+    }
+  });
+
+  it('activates for its languages and Markdown (for *.prompt.md)', () => {
+    assert.deepEqual(pkg.activationEvents, ['onLanguage:prompt', 'onLanguage:prompty', 'onLanguage:markdown']);
+    assert.equal(pkg.main, './out/extension.js');
+    assert.equal(pkg.engines.vscode, '^1.85.0');
+  });
+
+  it('declares the semantic-token legend the server uses', () => {
+    assert.deepEqual(c.semanticTokenTypes.map((t) => t.id), [...TOKEN_TYPES]);
+    assert.ok(c.semanticTokenTypes.every((t) => t.superType && t.description));
+    assert.deepEqual(c.semanticTokenModifiers.map((m) => m.id), [...TOKEN_MODIFIERS]);
+    assert.deepEqual(Object.keys(c.semanticTokenScopes[0].scopes).sort(), [...TOKEN_TYPES].sort());
+  });
+
+  it('colours every type.modifier pair, readable on the default dark and light themes', () => {
+    const rules = c.configurationDefaults['editor.semanticTokenColorCustomizations'].rules ?? {};
+    const expected = TOKEN_TYPES.flatMap((t) => TOKEN_MODIFIERS.map((m) => `${t}.${m}`));
+    assert.deepEqual(Object.keys(rules).sort(), expected.sort());
+    // Dark Modern, Dark+, Light Modern / Light+ editor backgrounds
+    for (const background of ['#1f1f1f', '#1e1e1e', '#ffffff']) {
+      for (const [key, rule] of Object.entries(rules)) {
+        assert.ok(contrast(rule.foreground, background) >= 3, `${key} ${rule.foreground} on ${background}`);
+      }
+    }
+    for (const type of TOKEN_TYPES) {
+      assert.equal(rules[`${type}.level4`].bold, true);
+      assert.equal(rules[`${type}.level5`].bold, true);
+      assert.equal(rules[`${type}.level5`].underline, true);
+      assert.ok(!rules[`${type}.level1`].bold);
+      const colours = TOKEN_MODIFIERS.map((m) => rules[`${type}.${m}`].foreground);
+      assert.equal(new Set(colours).size, colours.length, `${type}: one colour per level`);
+    }
+    // reds for positive, blues for negative
+    const hue = (hex: string): [number, number] => [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(5, 7), 16)];
+    for (const m of TOKEN_MODIFIERS) {
+      const [pr, pb] = hue(rules[`xrayPositive.${m}`].foreground);
+      const [nr, nb] = hue(rules[`xrayNegative.${m}`].foreground);
+      assert.ok(pr > pb && nb > nr, m);
+    }
+  });
+
+  it('contributes exactly the client commands, none of the server’s ids', () => {
+    assert.deepEqual(c.commands.map((x) => x.command).sort(), Object.values(CLIENT_COMMANDS).sort());
+    for (const id of Object.values(SERVER_COMMANDS)) {
+      assert.ok(!JSON.stringify(c.commands).includes(`"${id}"`), `${id} is the server's`);
+    }
+    assert.ok(c.commands.every((x) => x.title && x.category === 'promptxray'));
+    const known = new Set(c.commands.map((x) => x.command));
+    for (const [menu, items] of Object.entries(c.menus)) {
+      for (const item of items) {
+        assert.ok(known.has(item.command), `${menu}: ${item.command}`);
+      }
+    }
+    const title = c.menus['editor/title'].map((m) => m.command).sort();
+    assert.deepEqual(title, Object.values(CLIENT_COMMANDS).sort());
+    assert.ok(c.menus['editor/title'].every((m) => m.when.includes('resourceLangId == prompt')));
+  });
+
+  it('has a described setting for each client setting, with the same defaults', () => {
+    const props = c.configuration.properties;
+    assert.deepEqual(Object.keys(props).sort(), SETTING_KEYS.map((k) => `promptxray.${k}`).sort());
+    for (const key of SETTING_KEYS) {
+      const prop = props[`promptxray.${key}`];
+      assert.ok(prop.description || prop.markdownDescription, key);
+      const expected = (DEFAULTS as unknown as Record<string, unknown>)[key];
+      assert.equal(prop.default, expected === null ? '' : expected, key);
+    }
+    assert.deepEqual(props['promptxray.method'].enum, [...METHODS]);
+    assert.deepEqual(props['promptxray.granularity'].enum, [...GRANULARITIES]);
+    assert.deepEqual(props['promptxray.trigger'].enum, [...TRIGGERS]);
+  });
+
+  it('limits untrusted workspaces to user values of python and model', () => {
+    const trust = pkg.capabilities.untrustedWorkspaces;
+    assert.equal(trust.supported, 'limited');
+    assert.deepEqual(trust.restrictedConfigurations, RESTRICTED_KEYS.map((k) => `promptxray.${k}`));
+  });
+});
