@@ -43,6 +43,19 @@ def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
     return len(top_a & top_b) / k
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an undefined figure travels as null."""
+    return value if np.isfinite(value) else None
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def rank_agreement(results: dict[str, Explanation], k: int = 5) -> dict[str, Any]:
     """Pairwise Spearman and top-k overlap of the methods' span scores."""
     scores = {m: np.array([s.score for s in e.spans]) for m, e in results.items()}
@@ -53,13 +66,13 @@ def rank_agreement(results: dict[str, Explanation], k: int = 5) -> dict[str, Any
         pairs.append(
             {
                 "methods": [m1, m2],
-                "spearman": spearman(scores[m1], scores[m2]),
-                f"top{k}_overlap": top_k_overlap(scores[m1], scores[m2], k),
+                "spearman": _finite(spearman(scores[m1], scores[m2])),
+                f"top{k}_overlap": _finite(top_k_overlap(scores[m1], scores[m2], k)),
             }
         )
     summary = "; ".join(
-        f"{p['methods'][0]} vs {p['methods'][1]}: Spearman {p['spearman']:.2f}, "
-        f"top-{k} overlap {p[f'top{k}_overlap']:.0%}"
+        f"{p['methods'][0]} vs {p['methods'][1]}: Spearman {_num(p['spearman'])}, "
+        f"top-{k} overlap {_pct(p[f'top{k}_overlap'])}"
         for p in pairs
     )
     return {"methods": list(results), "pairs": pairs, "summary": f"promptxray: {summary}"}

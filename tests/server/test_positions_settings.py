@@ -95,3 +95,18 @@ def test_inlay_hints_and_code_lenses():
     commands = [lens.command.command for lens in lenses if lens.command]
     assert "promptxray.explainWith" in commands and "promptxray.setTarget" in commands
     assert "P=0.61" in lenses[0].command.title  # exp(-0.5)
+
+
+def test_rank_agreement_never_sends_nan():
+    import json
+
+    import numpy as np
+
+    from promptxray.server.compare import rank_agreement, spearman
+
+    a = _explanation("Hi", [Span("Hi", 0, 2, 1.0)])
+    b = _explanation("Hi", [Span("Hi", 0, 2, 0.5)])
+    report = rank_agreement({"occlusion": a, "saliency": b})
+    assert report["pairs"][0]["spearman"] is None and "n/a" in report["summary"]
+    json.dumps(report, allow_nan=False)
+    assert spearman(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == -1.0
