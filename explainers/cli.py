@@ -26,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--target", "-t", help="explain this text instead of the model's own answer")
     ex.add_argument("--granularity", "-g", default="token", choices=GRANULARITIES)
     ex.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2-135M)")
-    ex.add_argument("--backend", default="torch", help="torch")
+    ex.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnx"),
+        help="onnx: an int8 ONNX Runtime export (made once, on first use)",
+    )
     ex.add_argument("--max-new-tokens", type=int, default=8, help="length of the generated target")
     ex.add_argument(
         "--chat",
@@ -52,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow the model folder's own Python code to run (off by default)",
     )
     sub.add_parser("methods", help="list the explainer methods and what they need")
+    exp = sub.add_parser("export-onnx", help="export a model to ONNX (int8 or fp32), verified")
+    exp.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2)")
+    exp.add_argument("--quantize", choices=("none", "int8"), default="int8")
+    exp.add_argument("--out", help="output folder (default: the cache, where --backend onnx looks)")
     lsp = sub.add_parser("lsp", help="run the language server (stdio, or --tcp HOST PORT)")
     lsp.add_argument("--tcp", nargs=2, metavar=("HOST", "PORT"))
     return parser
@@ -126,13 +135,16 @@ def run_explain(args: argparse.Namespace) -> int:
         chat_template={"auto": None, "on": True, "off": False}[args.chat],
         options=parse_options(args.option),
     )
-    if args.trust_remote_code:
-        from promptxray.explainers.backends import get_backend
+    from promptxray.explainers.backends import get_backend
+    from promptxray.explainers.documents import parse_document
+    from promptxray.explainers.registry import get_method
 
-        backend = get_backend(args.backend, args.model, trust_remote_code=True)
-        explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
-    else:
-        explanation = explain(request, progress=_stage_progress(sys.stderr))
+    get_method(args.method)  # fail fast, before a model is loaded
+    parse_document(source, path)
+    backend = get_backend(
+        args.backend, args.model, trust_remote_code=args.trust_remote_code, progress=_say
+    )
+    explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
@@ -147,6 +159,28 @@ def run_explain(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+    return 0
+
+
+def _say(message: str) -> None:
+    """Long one-off steps (converting, exporting) are announced on a terminal's stderr."""
+    if sys.stderr.isatty():
+        print(f"promptxray: {message}", file=sys.stderr)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import json
+
+    from promptxray.explainers.models.onnx_export import MANIFEST, export_onnx
+
+    folder = export_onnx(args.model, args.quantize, args.out, progress=_say)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    figures = manifest["verification"]
+    print(
+        f"{folder}\n{manifest['source_model']} -> ONNX ({manifest['quantization']}): top-1 "
+        f"agreement with torch {figures['top1_agreement']:.1%}, max |logit diff| "
+        f"{figures['max_abs_logit_diff']:.3g} over {figures['positions']} positions"
+    )
     return 0
 
 
@@ -171,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "methods":
             return run_methods()
+        if args.command == "export-onnx":
+            return run_export(args)
         if args.command == "lsp":
             from promptxray.server.__main__ import main as serve
 

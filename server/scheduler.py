@@ -121,7 +121,9 @@ class Engine:
         if model_key not in self.loaded:
             progress("load", 0, 1)
         try:
-            backend = get_backend(job.request.backend, job.request.model)
+            backend = get_backend(
+                job.request.backend, job.request.model, progress=lambda _msg: progress("load", 0, 1)
+            )
         except ModelLoadError as exc:
             self.failed_models[model_key] = str(exc)
             raise

@@ -12,7 +12,7 @@ from typing import Any
 
 from promptxray.explainers.types import GRANULARITIES
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnx")
 TRIGGERS = ("onChange", "onSave", "manual")
 DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from promptxray.server.positions import PositionMap
 from promptxray.server.scheduler import Engine, Job, JobCancelled, JobResult
 from promptxray.server.settings import Settings, parse_settings
 
+log = logging.getLogger(__name__)
 STAGES = {
     "start": "starting",
     "load": "loading the model",
@@ -148,13 +150,16 @@ class ServerState:
                 state.job.cancelled.set()
             state.job = job
             state.status = "explaining"
+            log.info("explaining %s (version %s)", uri, version)
             try:
                 result = await self._run_with_progress(job)
             except JobCancelled:
+                log.info("superseded: %s (version %s)", uri, version)
                 return None
             finally:
                 if state.job is job:
                     state.job = None
+            log.info("explained %s (version %s) in %.2f s", uri, version, result.seconds)
         current = self.ls.workspace.text_documents.get(uri)
         if uri not in self.docs or current is None or current.source != text:
             return result  # stale: never shown on newer text

@@ -18,8 +18,11 @@ TIMEOUT = 300.0
 class Harness:
     """Starts `python -m promptxray.server`, records what it publishes, drains its stderr."""
 
-    def __init__(self, init_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, init_options: dict[str, Any] | None = None, server_args: Sequence[str] = ()
+    ) -> None:
         self.client = LanguageClient("promptxray-tests", "1")
+        self.server_args = list(server_args)
         self.init_options = init_options or {}
         self.diagnostics: dict[str, list[list[types.Diagnostic]]] = defaultdict(list)
         self.messages: list[str] = []
@@ -55,7 +58,7 @@ class Harness:
             return None
 
     async def __aenter__(self) -> Harness:
-        await self.client.start_io(sys.executable, "-m", "promptxray.server")
+        await self.client.start_io(sys.executable, "-m", "promptxray.server", *self.server_args)
         proc = self.client._server
         assert proc is not None and proc.stderr is not None
         self._drain = asyncio.create_task(self._drain_stderr(proc.stderr))
