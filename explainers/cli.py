@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2)")
     exp.add_argument("--quantize", choices=("none", "int8"), default="int8")
     exp.add_argument("--out", help="output folder (default: the cache, where --backend onnx looks)")
+    sub.add_parser(
+        "chat", help="serve the explaining chat (Gradio, 127.0.0.1:7860)", add_help=False
+    )
     lsp = sub.add_parser("lsp", help="run the language server (stdio, or --tcp HOST PORT)")
     lsp.add_argument("--tcp", nargs=2, metavar=("HOST", "PORT"))
     return parser
@@ -200,6 +203,11 @@ def run_methods() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["chat"]:  # the chat parses its own options (python -m promptxray.chat_ui)
+        from promptxray.chat_ui.__main__ import main as chat_main
+
+        return chat_main(argv[1:])
     args = build_parser().parse_args(argv)
     _quiet_transformers()
     try:

@@ -1,0 +1,304 @@
+"""The chat engine and handlers on the tiny real model: conversation text, streaming, stop,
+truncation, explanations of replies and sentences, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from promptxray.chat_ui.app import WHOLE, Handlers, new_state, sentence_choices
+from promptxray.chat_ui.engine import (
+    Cancelled,
+    ChatEngine,
+    GenSettings,
+    build_conversation,
+    highlighted,
+    sentences,
+    summary,
+)
+from promptxray.explainers.documents import parse_document
+from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
+
+SETTINGS = GenSettings(max_new_tokens=24)
+
+
+def run(gen):
+    """Drain a handler generator; return its last output."""
+    last = None
+    for last in gen:  # noqa: B007
+        pass
+    return last
+
+
+@pytest.fixture
+def handlers(stories_engine, tmp_path):
+    return Handlers(stories_engine, str(tmp_path))
+
+
+# --- conversation text ----------------------------------------------------------------------
+def test_conversation_round_trips_and_spans_slice_messages():
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi {{name}} and { {x} }"},
+        {"role": "assistant", "content": "Hello.\nsystem: not a role line"},
+        {"role": "user", "content": "  What now?  "},
+    ]
+    conv = build_conversation(msgs)
+    doc = parse_document(conv.text, "chat.prompty")
+    assert [(m.role, m.content) for m in doc.messages] == [
+        (m["role"], m["content"].strip()) for m in msgs
+    ]
+    for m, (s, e) in zip(conv.messages, conv.spans, strict=True):
+        assert conv.text[s:e] == m["content"]
+
+
+def test_line_that_is_only_a_role_is_refused():
+    with pytest.raises(InvalidRequestError, match="only a role name"):
+        build_conversation([{"role": "user", "content": "a\nuser:\nb"}])
+
+
+def test_sentences_cover_reply():
+    text = "Paris. It is big! Yes?\nNo"
+    assert [text[s:e] for s, e in sentences(text)] == ["Paris.", "It is big!", "Yes?", "No"]
+
+
+# --- generation -----------------------------------------------------------------------------
+def test_stream_yields_growing_text_and_stop_keeps_prefix(stories_engine):
+    prepared = stories_engine.prepare([], "Once upon a time", GenSettings(max_new_tokens=40))
+    stop = threading.Event()
+    seen = []
+    for event in stories_engine.stream(prepared, 0.0, stop):
+        seen.append(event)
+        if len(seen) == 3:
+            stop.set()
+    assert seen[-1].done and seen[-1].stopped
+    assert len(seen[-1].ids) < 40
+    assert seen[0].first_token_s is not None
+    assert all(seen[i].text for i in range(len(seen)))
+
+
+def test_greedy_reply_matches_backend_generate(stories_engine):
+    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
+    backend = stories_engine.backend()
+    assert event.ids == [
+        t for t in backend.generate(prepared.ids, 24) if t not in backend.eos_ids()
+    ]
+
+
+def test_temperature_samples(stories_engine):
+    prepared = stories_engine.prepare([], "Once upon a time", SETTINGS)
+    outs = {tuple(run(stories_engine.stream(prepared, 1.5)).ids) for _ in range(3)}
+    assert len(outs) >= 2
+
+
+def test_long_history_drops_oldest_turns_with_a_note(stories_engine):
+    long_turn = ("tell me a story " * 30, "there was a cat " * 30)
+    prepared = stories_engine.prepare([long_turn] * 3, "What next?", SETTINGS)
+    assert prepared.dropped_turns >= 1
+    assert "oldest" in prepared.note
+    assert len(prepared.ids) + 24 <= stories_engine.backend().context_length
+    assert prepared.conversation.messages[-1]["content"] == "What next?"
+
+
+def test_message_longer_than_context_is_cut_from_the_start(stories_engine):
+    message = "word " * 2000 + "the end"
+    prepared = stories_engine.prepare([], message, SETTINGS)
+    assert "longer than the model's context" in prepared.note
+    assert prepared.conversation.messages[-1]["content"].endswith("the end")
+    assert len(prepared.ids) + 24 <= stories_engine.backend().context_length
+
+
+# --- explanations ---------------------------------------------------------------------------
+def test_explain_reply_and_retarget_to_a_sentence(stories_engine):
+    prepared, event = stories_engine.generate([], "Once upon a time", GenSettings(40))
+    whole = stories_engine.explain(prepared.conversation, event.text, event.ids)
+    assert whole.whole_reply
+    assert [t.token_id for t in whole.explanation.target.tokens] == event.ids
+    conv = prepared.conversation
+    for tok in whole.explanation.tokens:
+        assert conv.text[tok.start : tok.end] == tok.text
+        assert tok.score is not None
+    chunks = highlighted(whole)
+    assert "".join(t for t, _ in chunks) == conv.text[conv.body_start :]
+    assert all(s is None or -1 <= s <= 1 for _, s in chunks)
+    assert "probability" in summary(whole)
+    first = sentences(event.text.strip())[0]
+    part = stories_engine.explain(prepared.conversation, event.text, event.ids, upto=first[1])
+    assert not part.whole_reply
+    assert len(part.explanation.target.tokens) < len(event.ids)
+    assert part.explanation.target.text.strip().startswith(event.text.strip()[: first[1]])
+    assert highlighted(part) != chunks
+
+
+def test_occlusion_summary_uses_ablated_probabilities(stories_engine):
+    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
+    result = stories_engine.explain(prepared.conversation, event.text, event.ids)
+    text = summary(result)
+    assert "rested mainly on" in text or "did not rest" in text
+
+
+def test_stop_mid_explanation_raises_cancelled(stories_engine):
+    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        stories_engine.explain(prepared.conversation, event.text, event.ids, stop=stop)
+
+
+# --- handlers: the whole flow and bad input -------------------------------------------------
+def test_chat_flow_explain_sentence_export(handlers, tmp_path):
+    state = new_state()
+    out = run(handlers.chat("Once upon a time", "", 40, 0.0, state))
+    history = out[0]
+    assert history[-1]["role"] == "assistant" and history[-1]["content"]
+    turn = state["turns"][0]
+    out = run(handlers.explain(None, "occlusion", WHOLE, state))
+    assert out[0].startswith("Explained reply 1")
+    assert out[1] and out[5]["explanation"]["target"]["tokens"]
+    sentence = sentence_choices(turn)[1]
+    out2 = run(handlers.explain(None, "occlusion", sentence, state))
+    assert out2[2]["value"] == sentence
+    assert out2[1] != out[1]
+    out3 = run(handlers.explain(None, "saliency", WHOLE, state))
+    assert "saliency" in out3[4] and "scores only" in out3[3]
+    data = json.loads(Path(handlers.export_json(state)).read_text(encoding="utf-8"))
+    assert data["turns"][0]["user"] == "Once upon a time"
+    assert len(data["turns"][0]["explanations"]) == 3
+    page = Path(handlers.export_html(state)).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "Turn 1" in page and "<script" not in page
+    what = run(handlers.what_if("1: Once", "", 24, 0.0, state))
+    assert "probability of the old reply went from" in what
+    # undo returns the message to the box; retry regenerates
+    run(handlers.retry("", 24, 0.0, state))
+    assert len(state["turns"]) == 1
+    out = handlers.undo(state)
+    assert out[1] == "Once upon a time" and state["turns"] == []
+
+
+def test_empty_message_sends_nothing(handlers):
+    state = new_state()
+    with pytest.warns(UserWarning, match="empty"):
+        out = run(handlers.chat("   \n ", "", 24, 0.0, state))
+    assert state["turns"] == [] and out[0] == []
+
+
+def test_unsupported_method_is_reported_in_the_panel(handlers, stories_engine):
+    state = new_state()
+    run(handlers.chat("Once upon a time", "", 16, 0.0, state))
+    backend = stories_engine.backend()
+    backend.supports_gradients = False  # as an ONNX-like backend would
+    try:
+        out = run(handlers.explain(None, "saliency", WHOLE, state))
+    finally:
+        del backend.supports_gradients
+    assert "Cannot explain" in out[0] and "needs gradients" in out[0]
+    assert len(state["turns"]) == 1
+
+
+def test_stop_mid_generation_keeps_partial_reply(handlers):
+    state = new_state()
+    gen = handlers.chat("Once upon a time", "", 200, 0.0, state)
+    for i, _ in enumerate(gen):
+        if i == 4:
+            break
+    gen.close()  # what Gradio does when the stop button cancels the event
+    turn = state["turns"][0]
+    assert turn["stopped"] and turn["reply"]
+    out = run(handlers.chat("And then?", "", 8, 0.0, state))  # the model is free again
+    assert len(state["turns"]) == 2 and "(stopped)" in out[0][1]["content"]
+
+
+def test_stop_mid_explanation_keeps_conversation(handlers):
+    state = new_state()
+    run(handlers.chat("Once upon a time", "", 40, 0.0, state))
+    before = [dict(t, explanations=dict(t["explanations"])) for t in state["turns"]]
+    gen = handlers.explain(None, "integrated_gradients", WHOLE, state)
+    first = next(gen)
+    assert first[0].startswith("⏳")
+    gen.close()
+    assert [t["reply"] for t in state["turns"]] == [t["reply"] for t in before]
+    out = run(handlers.explain(None, "occlusion", WHOLE, state))  # the lock was released
+    assert out[0].startswith("Explained")
+
+
+def test_message_too_long_is_truncated_and_said_in_chat(handlers):
+    state = new_state()
+    out = run(handlers.chat("word " * 1500 + "the end", "", 8, 0.0, state))
+    notes = [m for m in out[0] if m.get("metadata")]
+    assert notes and "longer than the model's context" in notes[0]["content"]
+
+
+def test_model_that_fails_to_load(tmp_path):
+    engine = ChatEngine(str(tmp_path / "no-such-model"))
+    assert engine.status().startswith("⚠️")
+    with pytest.raises(PromptXrayError, match="could not be loaded"):
+        engine.backend()
+    from promptxray.chat_ui.app import build_app
+
+    engine = ChatEngine(str(tmp_path / "no-such-model"))
+    demo = build_app(engine)  # the page builds without loading the model
+    assert demo is not None and engine._backend is None and engine._load_error is None
+    assert "occlusion" in engine.methods()
+    assert engine.status().startswith("⚠️")  # what the page shows once loaded
+    handlers = Handlers(engine, str(tmp_path))
+    state = new_state()
+    with pytest.warns(UserWarning, match="could not be loaded"):
+        out = run(handlers.chat("hello", "", 8, 0.0, state))
+    assert out[1] == "hello" and state["turns"] == []  # the message stays in the box
+
+
+def test_a_reply_streams_while_an_explanation_runs(stories_engine):
+    """A (non-attention) explanation in progress does not hold up another user's reply."""
+    with stories_engine.explain_lock, stories_engine.lock.shared():  # as during occlusion
+        done = threading.Event()
+
+        def reply() -> None:
+            stories_engine.generate([], "Once upon a time", SETTINGS)
+            done.set()
+
+        threading.Thread(target=reply, daemon=True).start()
+        assert done.wait(60), "the reply waited for the explanation"
+
+
+def test_attention_explanations_wait_for_replies(stories_engine):
+    """Attention methods switch the model's attention kernel: they run alone."""
+    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
+    finished = threading.Event()
+
+    def work() -> None:
+        stories_engine.explain(prepared.conversation, event.text, event.ids, method="attention")
+        finished.set()
+
+    with stories_engine.lock.shared():  # a reply is streaming
+        threading.Thread(target=work, daemon=True).start()
+        assert not finished.wait(1.0)
+    assert finished.wait(60)
+
+
+def test_what_if_probability_is_explains_target_probability(stories_engine):
+    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
+    result = stories_engine.explain(prepared.conversation, event.text, event.ids)
+    logprob = stories_engine.reply_logprob(prepared.conversation, event.ids)
+    assert logprob == pytest.approx(result.explanation.target.logprob, abs=1e-6)
+
+
+def test_backend_without_torch_model_replies_in_one_piece(stories_engine):
+    """An ONNX-like backend (no transformers model): one greedy reply, no streaming."""
+    real = stories_engine.backend()
+
+    class NoModel:
+        def __getattr__(self, name):
+            if name == "model":
+                raise AttributeError(name)
+            return getattr(real, name)
+
+    engine = ChatEngine(str(stories_engine.model_name))
+    engine._backend = NoModel()
+    prepared = engine.prepare([], "Once upon a time", SETTINGS)
+    events = list(engine.stream(prepared))
+    assert len(events) == 1 and events[0].done
+    expected = [t for t in real.generate(prepared.ids, 24) if t not in real.eos_ids()]
+    assert events[0].ids == expected
