@@ -10,10 +10,17 @@ from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.registry import MethodResult, register
 
 
-def target_queries(ctx: MethodContext) -> list[int]:
-    """Positions whose next-token prediction is a target token."""
+def layer_attentions(ctx: MethodContext) -> list[torch.Tensor]:
+    """Per layer, attention weights [heads, L, L] over prompt + target[:-1]."""
+    return torch_backend(ctx).attentions(ctx.input.ids + ctx.target_ids[:-1])
+
+
+def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int) -> MethodResult:
+    """Average the rows of the positions that predict target tokens, at the user's tokens."""
     start = len(ctx.input.ids) - 1
-    return list(range(start, start + len(ctx.target_ids)))
+    rows = matrix[start : start + len(ctx.target_ids)]
+    scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
+    return MethodResult(token_scores=scores.double().numpy(), details={"layers": layers})
 
 
 @register(
@@ -22,8 +29,5 @@ def target_queries(ctx: MethodContext) -> list[int]:
     needs_attentions=True,
 )
 def attention(ctx: MethodContext) -> MethodResult:
-    layers = torch_backend(ctx).attentions(ctx.input.ids + ctx.target_ids[:-1])
-    last = layers[-1].mean(dim=0)
-    rows = last[target_queries(ctx)]
-    scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
-    return MethodResult(token_scores=scores.double().numpy(), details={"layers": len(layers)})
+    layers = layer_attentions(ctx)
+    return from_target_to_prompt(ctx, layers[-1].mean(dim=0), len(layers))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.gradients import torch_backend
-from promptxray.explainers.methods.attention import target_queries
+from promptxray.explainers.methods.attention import from_target_to_prompt, layer_attentions
 from promptxray.explainers.registry import MethodResult, register
 
 
@@ -29,7 +28,5 @@ def rollout(layers: list[torch.Tensor]) -> torch.Tensor:
     needs_attentions=True,
 )
 def attention_rollout(ctx: MethodContext) -> MethodResult:
-    layers = torch_backend(ctx).attentions(ctx.input.ids + ctx.target_ids[:-1])
-    rows = rollout(layers)[target_queries(ctx)]
-    scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
-    return MethodResult(token_scores=scores.double().numpy(), details={"layers": len(layers)})
+    layers = layer_attentions(ctx)
+    return from_target_to_prompt(ctx, rollout(layers), len(layers))
