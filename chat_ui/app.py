@@ -41,6 +41,7 @@ from promptxray.chat_ui.engine import (
     summary,
 )
 from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.render import format_prob
 
 WHOLE = "Whole reply"
 _REPLY_RE = re.compile(r"^Reply (\d+)")
@@ -425,8 +426,7 @@ class Handlers:
         import math
 
         def fmt(lp: float) -> str:
-            p = math.exp(lp)
-            return f"{p:.2f}" if p >= 0.01 else f"{p:.1e}"
+            return format_prob(math.exp(lp))
 
         same = "the same reply" if new_reply == clean(turn["reply"]) else "a different reply"
         yield (

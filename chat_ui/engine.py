@@ -33,6 +33,7 @@ import yaml
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
+from promptxray.explainers.render import format_prob
 from promptxray.explainers.types import ExplainRequest, Explanation
 
 CHAT_PATH = "chat.prompty"
@@ -596,14 +597,6 @@ def highlighted(result: ExplainResult) -> list[tuple[str, float | None]]:
     return out
 
 
-def _fmt_p(p: float) -> str:
-    if p >= 0.01:
-        return f"{p:.2f}"
-    if p == 0:
-        return "0"
-    return f"{p:.1e}"
-
-
 def _q(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return "'" + (text if len(text) <= limit else text[: limit - 1] + "…") + "'"
@@ -617,7 +610,9 @@ def summary(result: ExplainResult, top_k: int = 3) -> str:
     p = expl.target.prob
     spans = [s for s in expl.spans if s.text.strip() and math.isfinite(s.score)]
     if not spans:
-        return f"{what} {target} has probability {_fmt_p(p)}; no part of the prompt was scored."
+        return (
+            f"{what} {target} has probability {format_prob(p)}; no part of the prompt was scored."
+        )
     if expl.method == "occlusion" and len(expl.details.get("ablated_logprob", [])) == len(
         expl.spans
     ):
@@ -625,36 +620,40 @@ def summary(result: ExplainResult, top_k: int = 3) -> str:
         pos = sorted((s for s in spans if s.score > 0), key=lambda s: -s.score)[:top_k]
         if not pos:
             return (
-                f"{what} {target} (probability {_fmt_p(p)}) did not rest on any single part of "
-                "the prompt: removing any one of them leaves its probability as high or higher."
+                f"{what} {target} (probability {format_prob(p)}) did not rest on any single "
+                "part of the prompt: removing any one of them leaves its probability as high "
+                "or higher."
             )
         names = [_q(s.text, 30) for s in pos]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         after = [math.exp(ablated[id(s)]) for s in pos]
         if len(pos) == 1:
-            effect = f"removing it drops its probability from {_fmt_p(p)} to {_fmt_p(after[0])}"
+            effect = (
+                f"removing it drops its probability from {format_prob(p)} "
+                f"to {format_prob(after[0])}"
+            )
         else:
             effect = (
-                f"removing any one of them drops its probability from {_fmt_p(p)} to at most "
-                f"{_fmt_p(max(after))}"
+                f"removing any one of them drops its probability from {format_prob(p)} to at most "
+                f"{format_prob(max(after))}"
                 if max(after) < p
                 else "removing each changes its probability to "
-                + ", ".join(_fmt_p(a) for a in after)
-                + f" (from {_fmt_p(p)})"
+                + ", ".join(format_prob(a) for a in after)
+                + f" (from {format_prob(p)})"
             )
         neg = sorted((s for s in spans if s.score < 0), key=lambda s: s.score)[:1]
         tail = ""
         if neg:
             tail = (
                 f" Removing {_q(neg[0].text, 30)} would raise it to "
-                f"{_fmt_p(math.exp(ablated[id(neg[0])]))}."
+                f"{format_prob(math.exp(ablated[id(neg[0])]))}."
             )
         return f"{what} {target} rested mainly on {listed}: {effect}.{tail}"
     ranked = sorted(spans, key=lambda s: -abs(s.score))[:top_k]
     listed = ", ".join(f"{_q(s.text, 30)} ({s.score:+.3g})" for s in ranked)
     return (
-        f"{what} {target} has probability {_fmt_p(p)}. The {expl.method} scores are largest for "
-        f"{listed}; {expl.method} gives scores only, not probabilities after a change."
+        f"{what} {target} has probability {format_prob(p)}. The {expl.method} scores are "
+        f"largest for {listed}; {expl.method} gives scores only, not probabilities after a change."
     )
 
 
@@ -668,5 +667,5 @@ def footer(result: ExplainResult) -> str:
     return (
         f"Explaining {part} · method **{expl.method}** · backend **{expl.backend}** · model "
         f"{expl.model} · {result.seconds:.2f} s · {expl.forward_passes} forward passes · "
-        f"P(target) = {_fmt_p(expl.target.prob)} over {len(expl.target.tokens)} tokens"
+        f"P(target) = {format_prob(expl.target.prob)} over {len(expl.target.tokens)} tokens"
     )

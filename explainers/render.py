@@ -78,8 +78,12 @@ def _fmt(score: float) -> str:
     return f"{score:+.2e}"
 
 
-def _fmt_prob(p: float) -> str:
-    return f"{p:.2f}" if p >= 0.01 else f"{p:.2e}"
+def format_prob(p: float) -> str:
+    """A probability for people: two decimals, or two significant digits when small, never a
+    bare 0.00 (shared by the terminal, HTML, the server's hovers and the chat)."""
+    if p >= 0.01:
+        return f"{p:.2f}"
+    return "0" if p == 0 else f"{p:.1e}"
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -101,7 +105,7 @@ def _paint(text: str, code: str) -> str:
 def _header(expl: Explanation) -> str:
     return (
         f"promptxray · {expl.method} · {expl.model} ({expl.backend}, {expl.granularity}) · "
-        f"target {expl.target.text!r} P={_fmt_prob(expl.target.prob)} · "
+        f"target {expl.target.text!r} P={format_prob(expl.target.prob)} · "
         f"{expl.wall_time_s:.2f}s · {expl.forward_passes} forward passes"
     )
 
@@ -198,7 +202,7 @@ def render_html(expl: Explanation, source: str, title: str | None = None) -> str
 
     rows = [
         ("Target", f"<code>{esc(repr(expl.target.text))}</code>"),
-        ("Probability", f"P = {_fmt_prob(expl.target.prob)} (log P = {expl.target.logprob:.3f})"),
+        ("Probability", f"P = {format_prob(expl.target.prob)} (log P = {expl.target.logprob:.3f})"),
         ("Method", esc(expl.method)),
         ("Model", esc(expl.model)),
         ("Backend", esc(expl.backend)),

@@ -10,6 +10,7 @@ import math
 
 from lsprotocol import types
 
+from promptxray.explainers.render import format_prob
 from promptxray.explainers.types import Explanation, Span
 from promptxray.server.positions import PositionMap
 
@@ -45,11 +46,6 @@ def ablated_prob(expl: Explanation, index: int) -> float | None:
     return math.exp(values[index])
 
 
-def fmt_prob(p: float) -> str:
-    """Two decimals, or two significant digits for small probabilities (never a bare 0.00)."""
-    return f"{p:.2f}" if p >= 0.01 or p == 0 else f"{p:.1e}"
-
-
 def plain_sentence(expl: Explanation, span: Span, threshold: float = 0.05) -> str:
     """One sentence saying what the number means, and nothing the number does not show."""
     unit = expl.granularity
@@ -82,11 +78,11 @@ def hover_markdown(expl: Explanation, index: int, span: Span) -> str:
     prob = ablated_prob(expl, index)
     if prob is not None:
         lines.append(
-            f"P({target!r}) {fmt_prob(expl.target.prob)} → {fmt_prob(prob)} "
+            f"P({target!r}) {format_prob(expl.target.prob)} → {format_prob(prob)} "
             f"without this {expl.granularity}"
         )
     else:
-        lines.append(f"Target {target!r}, P = {fmt_prob(expl.target.prob)}")
+        lines.append(f"Target {target!r}, P = {format_prob(expl.target.prob)}")
     lines.append(
         f"{expl.method} · {expl.backend} · {expl.model} · {expl.wall_time_s:.2f} s"
         + "".join(f" · {k} {v:.3g}" for k, v in expl.metrics.items() if "relative" in k)
@@ -106,7 +102,7 @@ def driver_diagnostics(expl: Explanation, pmap: PositionMap) -> list[types.Diagn
         index = expl.spans.index(span)
         prob = ablated_prob(expl, index)
         effect = (
-            f"; P {fmt_prob(expl.target.prob)} → {fmt_prob(prob)} without it"
+            f"; P {format_prob(expl.target.prob)} → {format_prob(prob)} without it"
             if prob is not None
             else ""
         )
@@ -225,7 +221,7 @@ def code_lenses(
     )
     if expl is not None:
         title = (
-            f"promptxray: {expl.target.text!r} P={fmt_prob(expl.target.prob)} · {expl.method} · "
+            f"promptxray: {expl.target.text!r} P={format_prob(expl.target.prob)} · {expl.method} · "
             f"{expl.wall_time_s:.1f}s"
         )
     else:
