@@ -4,7 +4,7 @@ the target and its log-probabilities under the unmodified prompt, and the method
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,6 +28,10 @@ class MethodContext:
     base_logprobs: np.ndarray
     options: dict[str, Any] = field(default_factory=dict)
     progress: ProgressFn | None = None
+    _memo: dict[bytes, float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._memo[np.ones(len(self.units), dtype=bool).tobytes()] = self.base_score
 
     @property
     def base_score(self) -> float:
@@ -42,6 +46,37 @@ class MethodContext:
         """The prompt ids with the given user tokens removed (leave-one-out variants)."""
         drop = {self.input.positions[i] for i in token_indices}
         return [t for p, t in enumerate(self.input.ids) if p not in drop]
+
+    def ids_keeping(self, keep: Sequence[bool]) -> list[int]:
+        """The prompt ids with only the kept units' tokens (template tokens always stay).
+
+        `keep` has one flag per unit; a variant that would be empty keeps the pad token so
+        the model still has a position to predict from."""
+        drop = {
+            self.input.positions[i]
+            for unit, kept in zip(self.units, keep, strict=True)
+            if not kept
+            for i in unit
+        }
+        ids = [t for p, t in enumerate(self.input.ids) if p not in drop]
+        return ids or [self.backend.pad_id]
+
+    def score_masks(self, masks: np.ndarray | Sequence[Sequence[bool]]) -> np.ndarray:
+        """f(mask): the target's summed log-probability with only the kept units, per row of a
+        [M, n_units] keep-mask. Rows already scored in this context are not rerun; the rest
+        run in batched forwards (shapley, surrogate and the faithfulness metrics share this)."""
+        rows = np.asarray(masks, dtype=bool).reshape(-1, len(self.units))
+        keys = [row.tobytes() for row in rows]
+        todo: dict[bytes, np.ndarray] = {}
+        for key, row in zip(keys, rows, strict=True):
+            if key not in self._memo and key not in todo:
+                todo[key] = row
+        if todo:
+            variants = [self.ids_keeping(list(row)) for row in todo.values()]
+            scores = self.backend.target_logprobs(variants, self.target_ids, self.progress)
+            for key, score in zip(todo, scores.sum(axis=1), strict=True):
+                self._memo[key] = float(score)
+        return np.array([self._memo[key] for key in keys], dtype=np.float64)
 
     def option(self, name: str, default: T, kind: Callable[[Any], T], lo: float | None = None) -> T:
         """A method option converted to `kind`, with a clear error when it is invalid."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,13 +30,23 @@ from promptxray.explainers.units import group_units
 StageProgress = Callable[[str, int, int], None]
 
 
-def explain(
+@dataclass
+class Prepared:
+    """A request made ready for methods: its context, the file's text, and whether the target
+    was generated (rather than given)."""
+
+    ctx: MethodContext
+    source: str
+    generated: bool
+    started: float
+
+
+def prepare(
     request: ExplainRequest,
     backend: Backend | None = None,
     progress: StageProgress | None = None,
-) -> Explanation:
-    """Explain what in `request.text` drives the model's answer, with the requested method."""
-    spec = get_method(request.method)
+) -> tuple[Backend, Prepared]:
+    """Parse, tokenise and resolve the target once; every method then runs on the context."""
     if request.granularity not in GRANULARITIES:
         raise InvalidRequestError(
             f"unknown granularity {request.granularity!r}; use one of {', '.join(GRANULARITIES)}"
@@ -47,7 +58,6 @@ def explain(
         backend = get_backend(request.backend, request.model)
         if progress:
             progress("load", 1, 1)
-    check_supported(spec, backend)
     started = time.perf_counter()
     backend.counters.reset()
 
@@ -73,8 +83,22 @@ def explain(
         options=dict(request.options),
         progress=(lambda d, t: progress("attribute", d, t)) if progress else None,
     )
-    result = spec.fn(ctx)
-    return _assemble(request, doc.source, backend, ctx, result, generated, started)
+    return backend, Prepared(ctx, doc.source, generated, started)
+
+
+def explain(
+    request: ExplainRequest,
+    backend: Backend | None = None,
+    progress: StageProgress | None = None,
+) -> Explanation:
+    """Explain what in `request.text` drives the model's answer, with the requested method."""
+    spec = get_method(request.method)
+    if backend is not None:
+        check_supported(spec, backend)
+    backend, prep = prepare(request, backend, progress)
+    check_supported(spec, backend)
+    result = spec.fn(prep.ctx)
+    return _assemble(request, prep.source, backend, prep.ctx, result, prep.generated, prep.started)
 
 
 def _assemble(

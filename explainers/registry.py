@@ -43,6 +43,9 @@ class MethodSpec:
     summary: str
     needs_gradients: bool = False
     needs_attentions: bool = False
+    # False for methods whose scores are not about the target (activation_max): no
+    # faithfulness figures are computed for them.
+    attributes_target: bool = True
 
     @property
     def forward_only(self) -> bool:
@@ -58,12 +61,18 @@ _METHODS: dict[str, MethodSpec] = {}
 
 
 def register(
-    name: str, summary: str, needs_gradients: bool = False, needs_attentions: bool = False
+    name: str,
+    summary: str,
+    needs_gradients: bool = False,
+    needs_attentions: bool = False,
+    attributes_target: bool = True,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator adding a method function to the table under `name`."""
 
     def add(fn: MethodFn) -> MethodFn:
-        _METHODS[name] = MethodSpec(name, fn, summary, needs_gradients, needs_attentions)
+        _METHODS[name] = MethodSpec(
+            name, fn, summary, needs_gradients, needs_attentions, attributes_target
+        )
         return fn
 
     return add
