@@ -89,8 +89,8 @@ def main() -> None:
         return
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.explain import explain
+    from promptxray.explainers.metrics import spearman, top_k_overlap
     from promptxray.explainers.types import ExplainRequest
-    from promptxray.server.compare import spearman, top_k_overlap
 
     torch_backend = get_backend("torch", None)
     targets = {

@@ -37,10 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from promptxray.chat_ui.app import build_app
     from promptxray.chat_ui.engine import ChatEngine
     from promptxray.explainers.errors import PromptXrayError
-    from promptxray.explainers.registry import get_method
+    from promptxray.explainers.registry import validate_method
 
     try:
-        get_method(args.method)
+        validate_method(args.method)
     except PromptXrayError as exc:
         parser().error(str(exc))
     engine = ChatEngine(args.model, args.backend, args.method, args.granularity)

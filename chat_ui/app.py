@@ -41,6 +41,7 @@ from promptxray.chat_ui.engine import (
     summary,
 )
 from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.nl import LANGUAGES, describe, describe_self_explanation
 from promptxray.explainers.render import format_prob
 
 WHOLE = "Whole reply"
@@ -284,7 +285,7 @@ class Handlers:
             status,
             highlighted(result),
             gr.update(choices=sentence_choices(turn), value=choice),
-            summary(result),
+            summary(result) + "\n\n" + describe(result.explanation, lang=state.get("lang", "en")),
             footer(result),
             result_json(result, index),
             chat_history(state),
@@ -367,6 +368,30 @@ class Handlers:
         finally:
             if not finished:  # stopped from the UI: the worker quits at its next batch
                 stop.set()
+
+    def set_language(self, lang: str | None, state: State | None) -> State:
+        """The language of plain-language explanations for this session."""
+        state = state if state is not None else new_state()
+        state["lang"] = lang if lang in LANGUAGES else "en"
+        return state
+
+    def why(self, reply_choice: str | None, state: State | None) -> str:
+        """Ask the model why it gave the shown explanation's reply, and check its answer
+        against the measured attributions (on demand: it costs a generation)."""
+        state = state if state is not None else new_state()
+        index = _index(reply_choice, state)
+        if index is None:
+            return "Nothing to ask about yet: send a message first."
+        turn = _turns(state)[index]
+        result = turn["explanations"].get(turn.get("shown"))
+        if result is None:
+            return "Explain this reply first: the model's answer is checked against it."
+        lang = state.get("lang", "en")
+        try:
+            found = self.engine.self_explain(result, lang)
+        except PromptXrayError as exc:
+            return f"⚠️ Cannot ask the model: {exc}"
+        return html.escape(describe_self_explanation(found, lang)).replace("\n", "  \n")
 
     # --- what if --------------------------------------------------------------------------------
     def what_if(
@@ -540,6 +565,9 @@ def build_app(engine: ChatEngine, chat_concurrency: int = 4, explain_concurrency
                     label="Explanation method",
                     allow_custom_value=True,
                 )
+                language = gr.Dropdown(
+                    list(LANGUAGES), value="en", label="Explanation language", elem_id="language"
+                )
         with gr.Group():
             gr.Markdown("## Explanation of a reply")
             reply_sel = gr.Dropdown([], label="Reply", elem_id="reply-select")
@@ -561,6 +589,8 @@ def build_app(engine: ChatEngine, chat_concurrency: int = 4, explain_concurrency
             with gr.Row():
                 reexplain = gr.Button("Explain again")
                 stop_explain = gr.Button("Stop explanation", variant="stop")
+                why_btn = gr.Button("Ask the model why", elem_id="why")
+            why_md = gr.Markdown(elem_id="self-explanation")
             with gr.Accordion("Raw explanation (JSON)", open=False):
                 raw = gr.JSON()
         with gr.Accordion("What if…", open=False):
@@ -659,6 +689,8 @@ def build_app(engine: ChatEngine, chat_concurrency: int = 4, explain_concurrency
             **explain_kw,
         )
         stop.click(None, None, None, cancels=[what])
+        language.input(h.set_language, [language, state], state, api_visibility="private")
+        why_btn.click(h.why, [reply_sel, state], why_md, api_name="why", **explain_kw)
         json_btn.click(h.export_json, [state], export_file, api_name="export_json")
         html_btn.click(h.export_html, [state], export_file, api_name="export_html")
         demo.load(engine.status, None, model_status, api_visibility="private")

@@ -33,7 +33,8 @@ import yaml
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl import SelfExplanation
+from promptxray.explainers.render import auto_reason, faithfulness_line, format_prob
 from promptxray.explainers.types import ExplainRequest, Explanation
 
 CHAT_PATH = "chat.prompty"
@@ -261,10 +262,23 @@ class ChatEngine:
         target: Any = self._backend
         if target is None:
             target = _backend_class(self.backend_name)
+        from promptxray.explainers.registry import AUTO
+
         specs = list_methods()
         if target is None:
-            return [s.name for s in specs]
-        return [s.name for s in specs if s.runs_on(target)]
+            return [*(s.name for s in specs), AUTO]
+        return [*(s.name for s in specs if s.runs_on(target)), AUTO]
+
+    def self_explain(self, result: ExplainResult, lang: str = "en") -> SelfExplanation:
+        """Ask the model why it gave the explained reply, and check what it names against the
+        explanation's scores (a greedy generation; on demand, never automatic)."""
+        from promptxray.explainers.nl import self_explain
+
+        backend = self.backend()
+        conv = result.conversation
+        prompt_text = "\n\n".join(str(m["content"]) for m in conv.messages)
+        with self.explain_lock, self.lock.shared():
+            return self_explain(backend, result.explanation, prompt_text, lang=lang)
 
     # --- generation ----------------------------------------------------------------------------
     def prepare(
@@ -536,9 +550,15 @@ class ChatEngine:
             if progress:
                 progress(stage, done, total)
 
-        from promptxray.explainers.registry import get_method
+        from promptxray.explainers.registry import AUTO, get_method
 
-        exclusive = get_method(request.method).needs_attentions
+        # attention switches the model to eager attention, activation_max hooks its layers,
+        # and auto may run either: those must not share the model with a generation.
+        if request.method == AUTO:
+            exclusive = True
+        else:
+            spec = get_method(request.method)
+            exclusive = spec.needs_attentions or not spec.attributes_target
         started = time.perf_counter()
         with self.explain_lock, self.lock.exclusive() if exclusive else self.lock.shared():
             if stop is not None and stop.is_set():
@@ -664,8 +684,12 @@ def footer(result: ExplainResult) -> str:
         if result.whole_reply
         else ("the reply up to and including the selected sentence")
     )
-    return (
+    text = (
         f"Explaining {part} · method **{expl.method}** · backend **{expl.backend}** · model "
         f"{expl.model} · {result.seconds:.2f} s · {expl.forward_passes} forward passes · "
         f"P(target) = {format_prob(expl.target.prob)} over {len(expl.target.tokens)} tokens"
     )
+    for extra in (faithfulness_line(expl), auto_reason(expl)):
+        if extra:
+            text += f"  \n{extra}"
+    return text

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.nl import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest
 
 DESCRIPTION = "Show which parts of a prompt drive a language model's answer."
@@ -51,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--output", "-o", help="write here instead of stdout")
     ex.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     ex.add_argument("--top", type=int, default=5, help="how many top drivers to list")
+    ex.add_argument(
+        "--lang",
+        default="en",
+        choices=LANGUAGES,
+        help="language of the plain-language explanation (text format)",
+    )
+    ex.add_argument(
+        "--self-explain",
+        action="store_true",
+        help="also ask the model why it answered so, and check its answer against the scores",
+    )
+    ex.add_argument(
+        "--no-faithfulness",
+        action="store_true",
+        help="skip the faithfulness figures (saves a few batched forwards)",
+    )
     ex.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -137,17 +154,26 @@ def run_explain(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         chat_template={"auto": None, "on": True, "off": False}[args.chat],
         options=parse_options(args.option),
+        faithfulness=not args.no_faithfulness,
     )
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.documents import parse_document
-    from promptxray.explainers.registry import get_method
+    from promptxray.explainers.registry import validate_method
 
-    get_method(args.method)  # fail fast, before a model is loaded
+    validate_method(args.method)  # fail fast, before a model is loaded
     parse_document(source, path)
     backend = get_backend(
         args.backend, args.model, trust_remote_code=args.trust_remote_code, progress=_say
     )
     explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
+    self_text = None
+    if args.self_explain:
+        from promptxray.explainers.nl import describe_self_explanation, self_explain
+
+        prompt_text = "\n\n".join(m.content for m in parse_document(source, path).messages)
+        found = self_explain(backend, explanation, prompt_text, lang=args.lang)
+        explanation.details["self_explanation"] = found.to_dict()
+        self_text = describe_self_explanation(found, args.lang)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
@@ -158,7 +184,12 @@ def run_explain(args: argparse.Namespace) -> int:
             color = args.color == "always" or (
                 args.color == "auto" and out.isatty() and "NO_COLOR" not in os.environ
             )
+            from promptxray.explainers.nl import describe
+
             out.write(render_text(explanation, source, color=color, top_k=args.top))
+            out.write("\n" + describe(explanation, lang=args.lang) + "\n")
+            if self_text:
+                out.write("\n" + self_text + "\n")
     finally:
         if out is not sys.stdout:
             out.close()

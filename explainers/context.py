@@ -28,7 +28,7 @@ class MethodContext:
     base_logprobs: np.ndarray
     options: dict[str, Any] = field(default_factory=dict)
     progress: ProgressFn | None = None
-    _memo: dict[bytes, float] = field(default_factory=dict, repr=False)
+    _memo: dict[bytes, float] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         self._memo[np.ones(len(self.units), dtype=bool).tobytes()] = self.base_score

@@ -5,16 +5,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from promptxray.explainers.auto import choose_method
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.inputs import build_input
-from promptxray.explainers.registry import MethodResult, check_supported, get_method
+from promptxray.explainers.metrics import Faithfulness, faithfulness
+from promptxray.explainers.registry import (
+    AUTO,
+    MethodResult,
+    MethodSpec,
+    check_supported,
+    get_method,
+)
 from promptxray.explainers.targets import check_context, resolve_target
 from promptxray.explainers.types import (
     GRANULARITIES,
@@ -91,33 +100,46 @@ def explain(
     backend: Backend | None = None,
     progress: StageProgress | None = None,
 ) -> Explanation:
-    """Explain what in `request.text` drives the model's answer, with the requested method."""
+    """Explain what in `request.text` drives the model's answer, with the requested method
+    (or `method="auto"`: the most faithful of the cheap methods on this prompt)."""
+    if request.method == AUTO:
+        backend, prep = prepare(request, backend, progress)
+        auto = choose_method(prep.ctx, prep.started)
+        result = auto.result
+        result.details = {**result.details, "auto": auto.report()}
+        return _assemble(request, prep, backend, auto.spec, result, auto.faithfulness)
     spec = get_method(request.method)
     if backend is not None:
         check_supported(spec, backend)
     backend, prep = prepare(request, backend, progress)
     check_supported(spec, backend)
     result = spec.fn(prep.ctx)
-    return _assemble(request, prep.source, backend, prep.ctx, result, prep.generated, prep.started)
+    faith = None
+    if request.faithfulness and spec.attributes_target:
+        method_s = time.perf_counter() - prep.started
+        passes = backend.counters.forward_passes
+        faith = faithfulness(prep.ctx.score_masks, result.scores_per_unit(prep.ctx.units))
+        result.details["timing"] = {
+            "method_s": method_s,
+            "faithfulness_s": time.perf_counter() - prep.started - method_s,
+            "faithfulness_forward_passes": backend.counters.forward_passes - passes,
+        }
+    return _assemble(request, prep, backend, spec, result, faith)
 
 
 def _assemble(
     request: ExplainRequest,
-    source: str,
+    prep: Prepared,
     backend: Backend,
-    ctx: MethodContext,
+    spec: MethodSpec,
     result: MethodResult,
-    generated: bool,
-    started: float,
+    faith: Faithfulness | None,
 ) -> Explanation:
-    """Put token scores, unit spans and target figures into one Explanation."""
+    """Put token scores, unit spans, target figures and faithfulness into one Explanation."""
+    ctx, source = prep.ctx, prep.source
     tokens = ctx.input.tokens
     token_scores = result.token_scores
-    unit_scores = result.unit_scores
-    if unit_scores is None:
-        if token_scores is None:
-            raise RuntimeError(f"method {request.method} returned no scores")
-        unit_scores = np.array([sum(token_scores[i] for i in unit) for unit in ctx.units])
+    unit_scores = result.scores_per_unit(ctx.units)
     if token_scores is None and request.granularity == "token":
         token_scores = np.array(unit_scores)
     for token in tokens:
@@ -137,10 +159,15 @@ def _assemble(
         text=backend.decode(ctx.target_ids),
         tokens=target_tokens,
         logprob=ctx.base_score,
-        generated=generated,
+        generated=prep.generated,
     )
+    metrics = dict(result.metrics)
+    details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
+    if faith is not None:
+        metrics.update(faith.metrics())
+        details["faithfulness"] = faith.details()
     return Explanation(
-        method=request.method,
+        method=spec.name,
         backend=backend.name,
         model=backend.model_id,
         granularity=request.granularity,
@@ -149,11 +176,11 @@ def _assemble(
         spans=spans,
         input_tokens=len(ctx.input.ids),
         context_length=backend.context_length,
-        wall_time_s=time.perf_counter() - started,
+        wall_time_s=time.perf_counter() - prep.started,
         forward_passes=backend.counters.forward_passes,
         sequences_scored=backend.counters.sequences,
-        metrics=dict(result.metrics),
-        details={"chat_template": ctx.input.chat, **result.details},
+        metrics=metrics,
+        details=details,
         path=request.path,
     )
 

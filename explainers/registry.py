@@ -30,6 +30,16 @@ class MethodResult:
     metrics: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def scores_per_unit(self, units: list[list[int]]) -> np.ndarray:
+        """The unit scores, or each unit's sum of token scores when the method gave only those."""
+        import numpy as np
+
+        if self.unit_scores is not None:
+            return np.asarray(self.unit_scores, dtype=np.float64)
+        if self.token_scores is None:
+            raise RuntimeError("the method returned no scores")
+        return np.array([sum(self.token_scores[i] for i in unit) for unit in units])
+
 
 MethodFn = Callable[["MethodContext"], MethodResult]
 
@@ -94,6 +104,15 @@ def get_method(name: str) -> MethodSpec:
     except KeyError:
         known = ", ".join(sorted(_METHODS))
         raise UnknownMethodError(f"unknown method {name!r}; available: {known}") from None
+
+
+AUTO = "auto"  # not a method but a choice among them (explainers/auto.py)
+
+
+def validate_method(name: str) -> None:
+    """Raise UnknownMethodError unless `name` is a registered method or "auto"."""
+    if name != AUTO:
+        get_method(name)
 
 
 def check_supported(spec: MethodSpec, backend: Any) -> None:

@@ -86,6 +86,45 @@ def format_prob(p: float) -> str:
     return "0" if p == 0 else f"{p:.1e}"
 
 
+FAITHFULNESS_KEYS = (
+    ("comprehensiveness", "comprehensiveness", "↑"),
+    ("sufficiency", "sufficiency", "↓"),
+    ("deletion_auc", "deletion AUC", "↓"),
+    ("insertion_auc", "insertion AUC", "↑"),
+)
+
+
+def faithfulness_line(expl: Explanation) -> str | None:
+    """One line of the measured faithfulness figures (arrows: which way is more faithful),
+    or None when the explanation carries none."""
+    parts = [
+        f"{label} {expl.metrics[key]:.3f}{arrow}"
+        for key, label, arrow in FAITHFULNESS_KEYS
+        if key in expl.metrics
+    ]
+    if not parts:
+        return None
+    line = "Faithfulness: " + " · ".join(parts)
+    if "comprehensiveness_logprob" in expl.metrics and "sufficiency_logprob" in expl.metrics:
+        line += (
+            f" (in log-probability: {expl.metrics['comprehensiveness_logprob']:.2f}↑ / "
+            f"{expl.metrics['sufficiency_logprob']:.2f}↓ nats)"
+        )
+    return line
+
+
+_FAITH_LABELS = [(k, label) for k, label, _ in FAITHFULNESS_KEYS] + [
+    ("comprehensiveness_logprob", ""),
+    ("sufficiency_logprob", ""),
+]
+
+
+def auto_reason(expl: Explanation) -> str | None:
+    """Why `method="auto"` chose this method, when it did."""
+    auto = expl.details.get("auto")
+    return f"Chosen by auto: {auto['reason']}" if isinstance(auto, dict) else None
+
+
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -148,9 +187,16 @@ def render_text(expl: Explanation, source: str, color: bool = True, top_k: int =
         )
     if not top:
         lines.append("  (none: every score is zero)")
-    if expl.metrics:
+    faith = faithfulness_line(expl)
+    if faith:
+        lines += ["", faith]
+    reason = auto_reason(expl)
+    if reason:
+        lines.append(reason)
+    other = {k: v for k, v in expl.metrics.items() if k not in dict(_FAITH_LABELS)}
+    if other:
         lines.append("")
-        lines.extend(f"{name}: {value:.4g}" for name, value in expl.metrics.items())
+        lines.extend(f"{name}: {value:.4g}" for name, value in other.items())
     return f"{_header(expl)}\n\n{body}\n" + "\n".join(lines) + "\n"
 
 

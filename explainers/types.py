@@ -78,6 +78,7 @@ class ExplainRequest:
     max_new_tokens: int = 8
     chat_template: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    faithfulness: bool = True  # measure deletion/insertion and ERASER figures (a few forwards)
     target_ids: list[int] | None = None  # explain exactly these target tokens (overrides target)
 
 

@@ -10,7 +10,8 @@ import math
 
 from lsprotocol import types
 
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl import SelfExplanation, describe, describe_self_explanation
+from promptxray.explainers.render import auto_reason, faithfulness_line, format_prob
 from promptxray.explainers.types import Explanation, Span
 from promptxray.server.positions import PositionMap
 
@@ -68,7 +69,9 @@ def plain_sentence(expl: Explanation, span: Span, threshold: float = 0.05) -> st
     return f"By {expl.method.replace('_', ' ')}, this {unit} {way} the answer's log-probability."
 
 
-def hover_markdown(expl: Explanation, index: int, span: Span) -> str:
+def hover_markdown(expl: Explanation, index: int, span: Span, lang: str = "en") -> str:
+    """The hover of one span: its score and measured effect, the explanation's faithfulness,
+    and the plain-language explanation of the whole prompt (in `lang`)."""
     n = len(expl.spans)
     target = expl.target.text
     lines = [
@@ -88,7 +91,22 @@ def hover_markdown(expl: Explanation, index: int, span: Span) -> str:
         + "".join(f" · {k} {v:.3g}" for k, v in expl.metrics.items() if "relative" in k)
     )
     lines.append(plain_sentence(expl, span))
+    for extra in (faithfulness_line(expl), auto_reason(expl)):
+        if extra:
+            lines.append(extra)
+    lines += ["---", _escape_md(describe(expl, lang=lang))]
+    found = expl.details.get("self_explanation")
+    if isinstance(found, dict):
+        text = describe_self_explanation(SelfExplanation.from_dict(found), lang)
+        lines.append(_escape_md(text))
     return "\n\n".join(lines)
+
+
+def _escape_md(text: str) -> str:
+    """Plain text inside Markdown: keep line breaks, neutralise emphasis characters."""
+    for ch in "\\*_`[]<>#":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", "  \n")
 
 
 def driver_diagnostics(expl: Explanation, pmap: PositionMap) -> list[types.Diagnostic]:

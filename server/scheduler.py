@@ -36,10 +36,12 @@ class Job:
     request: ExplainRequest
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: Progress | None = None
+    self_explain: bool = False  # also ask the model why it answered so (a generation)
 
     def key(self) -> tuple[Any, ...]:
         r = self.request
         return (
+            self.self_explain,
             r.text,
             r.path,
             r.method,
@@ -48,6 +50,8 @@ class Job:
             r.model,
             r.backend,
             r.max_new_tokens,
+            r.faithfulness,
+            tuple(sorted((k, repr(v)) for k, v in r.options.items())),
         )
 
 
@@ -138,6 +142,16 @@ class Engine:
         progress("start", 0, 1)
         backend = self._backend(job, progress)
         main = explain(job.request, backend=backend, progress=progress)
+        if job.self_explain and "faithfulness" in main.details:
+            from promptxray.explainers.documents import parse_document
+            from promptxray.explainers.nl import self_explain
+
+            progress("self-explain", 0, 1)
+            messages = parse_document(job.request.text, job.request.path).messages
+            prompt_text = "\n\n".join(m.content for m in messages)
+            found = self_explain(backend, main, prompt_text)
+            main.details["self_explanation"] = found.to_dict()
+            progress("self-explain", 1, 1)
         if main.method == "occlusion" and main.granularity == "line":
             return JobResult(explanation=main, lines=main)
         lines_request = ExplainRequest(
@@ -149,6 +163,7 @@ class Engine:
             backend=job.request.backend,
             chat_template=job.request.chat_template,
             target_ids=[t.token_id for t in main.target.tokens],
+            faithfulness=False,  # only for the "no measurable effect" hints
         )
         lines = explain(lines_request, backend=backend, progress=progress)
         return JobResult(explanation=main, lines=lines)

@@ -59,7 +59,8 @@ def hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
     expl, index, span, pmap = found
     return types.Hover(
         contents=types.MarkupContent(
-            kind=types.MarkupKind.Markdown, value=convert.hover_markdown(expl, index, span)
+            kind=types.MarkupKind.Markdown,
+            value=convert.hover_markdown(expl, index, span, STATE.settings.language),
         ),
         range=pmap.range(span.start, span.end),
     )

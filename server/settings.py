@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from promptxray.explainers.nl import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES
 
 BACKENDS = ("torch", "onnx")
@@ -31,16 +32,28 @@ class Settings:
     debounceMs: int = 600
     unnecessaryThreshold: float = 0.05
     inlayHints: bool = False
+    faithfulness: bool = True  # measure and show deletion/insertion and ERASER figures
+    autoBudgetSeconds: float = 5.0  # time budget of method "auto"
+    language: str = "en"  # of the plain-language explanation in the hover
+    selfExplain: bool = False  # ask the model why it answered so (costs a generation)
     globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
 
     def explain_key(self) -> tuple[Any, ...]:
         """The settings that change an explanation's result (for the cache key)."""
-        return (self.model, self.backend, self.method, self.granularity, self.maxNewTokens)
+        return (
+            self.model,
+            self.backend,
+            self.method,
+            self.granularity,
+            self.maxNewTokens,
+            self.faithfulness,
+            self.autoBudgetSeconds,
+        )
 
 
 def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
     """Validate one setting; return (value to use, warning or None)."""
-    from promptxray.explainers.registry import get_method
+    from promptxray.explainers.registry import validate_method
 
     bad = f"promptxray: invalid setting {name}={value!r}"
     if name in ("model", "target"):
@@ -55,11 +68,15 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if ok and lo <= value <= hi:
             return value, None
         return default, f"{bad}: expected a whole number from {lo} to {hi}; using {default}"
+    if name == "autoBudgetSeconds":
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 600:
+            return float(value), None
+        return default, f"{bad}: expected seconds from 0 to 600; using {default}"
     if name == "unnecessaryThreshold":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             return float(value), None
         return default, f"{bad}: expected a number >= 0; using {default}"
-    if name == "inlayHints":
+    if name in ("inlayHints", "faithfulness", "selfExplain"):
         if isinstance(value, bool):
             return value, None
         return default, f"{bad}: expected true or false; using {default}"
@@ -71,10 +88,11 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         "backend": BACKENDS,
         "granularity": GRANULARITIES,
         "trigger": TRIGGERS,
+        "language": LANGUAGES,
     }.get(name, ())
     if name == "method":
         try:
-            get_method(str(value))
+            validate_method(str(value))
             return str(value), None
         except Exception as exc:
             return default, f"promptxray: invalid setting method: {exc}; using {default}"

@@ -31,6 +31,7 @@ STAGES = {
     "load": "loading the model",
     "target": "finding the answer",
     "attribute": "attributing",
+    "self-explain": "asking the model why",
 }
 
 
@@ -133,6 +134,8 @@ class ServerState:
             model=s.model,
             backend=s.backend,
             max_new_tokens=s.maxNewTokens,
+            faithfulness=s.faithfulness,
+            options={"budget_s": s.autoBudgetSeconds} if merged["method"] == "auto" else {},
         )
 
     # --- running jobs --------------------------------------------------------------------------
@@ -143,7 +146,12 @@ class ServerState:
         text, version = doc.source, doc.version
         if overrides is not None:
             state.overrides.update(overrides)
-        job = Job(uri, version, self.request_for(uri, text, state.overrides))
+        job = Job(
+            uri,
+            version,
+            self.request_for(uri, text, state.overrides),
+            self_explain=self.settings.selfExplain,
+        )
         result = self.engine.cached(job)
         if result is None:
             if state.job is not None:

@@ -13,8 +13,8 @@ from promptxray.explainers.backends.base import left_pad
 from promptxray.explainers.backends.onnx_backend import OnnxBackend
 from promptxray.explainers.errors import ModelLoadError, UnsupportedMethodError
 from promptxray.explainers.explain import explain
+from promptxray.explainers.metrics import spearman
 from promptxray.explainers.models.onnx_export import MANIFEST, MODEL_FILE, export_onnx
-from promptxray.server.compare import spearman
 
 from .conftest import STORIES
 from .helpers import request_for

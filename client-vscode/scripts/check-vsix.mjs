@@ -138,6 +138,10 @@ const SETTINGS = {
   debounceMs: 600,
   unnecessaryThreshold: 0.05,
   inlayHints: false,
+  faithfulness: true,
+  autoBudgetSeconds: 5,
+  language: 'en',
+  selfExplain: false,
 };
 
 check('the settings, each described, with the server’s defaults', () => {
@@ -155,7 +159,16 @@ check('the settings, each described, with the server’s defaults', () => {
     'integrated_gradients',
     'attention',
     'attention_rollout',
+    'shapley',
+    'surrogate',
+    'counterfactual',
+    'activation_max',
+    'auto',
   ]);
+  assert.equal(props['promptxray.method'].enumDescriptions.length, props['promptxray.method'].enum.length);
+  assert.deepEqual(props['promptxray.language'].enum, ['en', 'zh']);
+  assert.equal(props['promptxray.language'].enumDescriptions.length, 2);
+  assert.deepEqual([props['promptxray.autoBudgetSeconds'].minimum, props['promptxray.autoBudgetSeconds'].maximum], [0, 600]);
   assert.deepEqual(props['promptxray.granularity'].enum, ['token', 'word', 'line']);
   assert.deepEqual(props['promptxray.trigger'].enum, ['onChange', 'onSave', 'manual']);
   assert.deepEqual(pkg.capabilities.untrustedWorkspaces, {

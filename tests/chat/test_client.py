@@ -39,6 +39,13 @@ def test_chat_and_explanation_over_the_api(smol_url):
     assert "".join(t["text"] for t in in_message).replace(" ", "") == QUESTION.replace(" ", "")
     assert "Paris" in data["explanation"]["target"]["text"]
     assert "Paris" in summary and "occlusion" in footer
+    assert "Faithfulness: comprehensiveness" in footer  # measured, beside every explanation
+    assert "Top drivers: removing" in summary  # the template explanation (explainers/nl.py)
+
+    # on demand: ask the model why, and check what it names against the attributions
+    why = client.predict(None, api_name="/why")
+    assert "Asked which words made it answer" in why
+    assert "supported" in why or "not in the prompt" in why
     assert chat[-1]["metadata"]["title"] == "Explanation (occlusion)"
     scored = [c for c in chunks if c["class_or_confidence"] is not None]
     assert len(scored) == len(data["explanation"]["spans"])

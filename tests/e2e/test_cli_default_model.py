@@ -51,3 +51,29 @@ def test_explain_text_html_and_stdin(tmp_path):
     content = page.read_text()
     assert content.startswith("<!DOCTYPE html>") and "capital" in content
     assert "http://" not in content and "https://" not in content
+
+
+@pytest.mark.slow
+def test_auto_faithfulness_plain_language_and_self_explanation():
+    """`-m auto` says which method it chose and why; the text output carries the faithfulness
+    figures and the plain-language explanation (here in Chinese), and --self-explain the
+    model's own account checked against the scores."""
+    result = promptxray(
+        "explain",
+        str(CAPITAL),
+        "-m",
+        "auto",
+        "-g",
+        "word",
+        "--color",
+        "never",
+        "--lang",
+        "zh",
+        "--self-explain",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Chosen by auto:" in out and "most faithful" in out
+    assert "Faithfulness: comprehensiveness" in out
+    assert "主要驱动" in out and "忠实度" in out
+    assert "模型" in out.split("忠实度")[-1]  # the self-explanation follows, in Chinese

@@ -35,6 +35,9 @@ def test_open_hover_tokens_edit_shutdown(tmp_path):
             text = hover.contents.value  # type: ignore[union-attr]
             assert "capital" in text and "score" in text and "of" in text
             assert "without this word" in text and "occlusion" in text
+            # faithfulness beside the claim, and the plain-language explanation of the prompt
+            assert "Faithfulness: comprehensiveness" in text and "deletion AUC" in text
+            assert "Top drivers: removing" in text
 
             tokens = await h.semantic_tokens(uri)
             assert tokens is not None

@@ -102,7 +102,8 @@ def test_rank_agreement_never_sends_nan():
 
     import numpy as np
 
-    from promptxray.server.compare import rank_agreement, spearman
+    from promptxray.explainers.metrics import spearman
+    from promptxray.server.compare import rank_agreement
 
     a = _explanation("Hi", [Span("Hi", 0, 2, 1.0)])
     b = _explanation("Hi", [Span("Hi", 0, 2, 0.5)])

@@ -8,6 +8,11 @@ export const METHODS = [
   'integrated_gradients',
   'attention',
   'attention_rollout',
+  'shapley',
+  'surrogate',
+  'counterfactual',
+  'activation_max',
+  'auto',
 ] as const;
 export type Method = (typeof METHODS)[number];
 
@@ -18,11 +23,18 @@ export const METHOD_DESCRIPTIONS: Record<Method, string> = {
   integrated_gradients: 'path-integrated gradients (signed, slower)',
   attention: 'attention weights of the answer’s positions (unsigned, not a measured effect)',
   attention_rollout: 'attention rolled out through the layers (unsigned, not a measured effect)',
+  shapley: 'sampled Shapley values over words or lines: exact when there are at most 10 (signed, measured, slower)',
+  surrogate: 'a sparse linear model distilled from random ablations, ContextCite-style; its held-out fit R² is reported',
+  counterfactual: 'the smallest edits that change the model’s answer, verified by rerunning; spans are scored by occlusion',
+  activation_max: 'what activates a chosen neuron: prompt tokens and an optimised input (torch only; not about the answer)',
+  auto: 'runs the cheap methods, measures each one’s faithfulness on this prompt, and keeps the most faithful within the time budget',
 };
 
 export const GRANULARITIES = ['token', 'word', 'line'] as const;
 export const TRIGGERS = ['onChange', 'onSave', 'manual'] as const;
 export const BACKENDS = ['torch'] as const;
+/** Languages of the plain-language explanation in hovers (server/settings.py `LANGUAGES`). */
+export const LANGUAGES = ['en', 'zh'] as const;
 
 /** The semantic-token legend the server announces (server/convert.py). */
 export const TOKEN_TYPES = ['xrayPositive', 'xrayNegative'] as const;

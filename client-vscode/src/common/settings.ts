@@ -32,6 +32,10 @@ export interface ClientSettings {
   debounceMs: number;
   unnecessaryThreshold: number;
   inlayHints: boolean;
+  faithfulness: boolean;
+  autoBudgetSeconds: number;
+  language: string;
+  selfExplain: boolean;
 }
 
 /** The server's settings object (server/settings.py): a flat object, keys it knows only. */
@@ -45,6 +49,10 @@ export interface ServerSettings {
   debounceMs: number;
   unnecessaryThreshold: number;
   inlayHints: boolean;
+  faithfulness: boolean;
+  autoBudgetSeconds: number;
+  language: string;
+  selfExplain: boolean;
 }
 
 /** Defaults, the same as package.json's and the server's. */
@@ -59,6 +67,10 @@ export const DEFAULTS: ClientSettings = {
   debounceMs: 600,
   unnecessaryThreshold: 0.05,
   inlayHints: false,
+  faithfulness: true,
+  autoBudgetSeconds: 5,
+  language: 'en',
+  selfExplain: false,
 };
 
 export const SETTING_KEYS = Object.keys(DEFAULTS) as (keyof ClientSettings)[];
@@ -123,6 +135,10 @@ export function readSettings(config: ConfigSource, trusted: boolean): ClientSett
     debounceMs: get('debounceMs') as number,
     unnecessaryThreshold: get('unnecessaryThreshold') as number,
     inlayHints: get('inlayHints') as boolean,
+    faithfulness: get('faithfulness') as boolean,
+    autoBudgetSeconds: get('autoBudgetSeconds') as number,
+    language: get('language') as string,
+    selfExplain: get('selfExplain') as boolean,
   };
 }
 
@@ -145,6 +161,10 @@ export function toServerSettings(settings: Partial<ClientSettings>): ServerSetti
     debounceMs: pick('debounceMs'),
     unnecessaryThreshold: pick('unnecessaryThreshold'),
     inlayHints: pick('inlayHints'),
+    faithfulness: pick('faithfulness'),
+    autoBudgetSeconds: pick('autoBudgetSeconds'),
+    language: optionalString(pick('language')) ?? DEFAULTS.language,
+    selfExplain: pick('selfExplain'),
   };
 }
 

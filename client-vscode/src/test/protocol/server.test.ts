@@ -76,6 +76,8 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
   const text = 'Once upon a time there was a little cat.\nThe cat liked to\n';
   const uri = pathToFileURL(file).href;
   const settings = readSettings(userConfig({ model }), true);
+  // every setting the server knows, as the extension sends it (defaults but for the model)
+  const initializationOptions = toInitializationOptions(settings);
 
   let server: ChildProcess;
   let connection: ProtocolConnection;
@@ -131,7 +133,7 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
       processId: process.pid,
       rootUri: pathToFileURL(dir).href,
       workspaceFolders: [{ uri: pathToFileURL(dir).href, name: 'test' }],
-      initializationOptions: toInitializationOptions(settings),
+      initializationOptions,
       capabilities: {
         window: { workDoneProgress: true, showMessage: {} },
         workspace: {
@@ -166,6 +168,29 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     }
     connection?.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends the server every setting it reads, new ones included', () => {
+    assert.deepEqual(Object.keys(initializationOptions).sort(), [
+      'autoBudgetSeconds',
+      'backend',
+      'debounceMs',
+      'faithfulness',
+      'granularity',
+      'inlayHints',
+      'language',
+      'maxNewTokens',
+      'method',
+      'model',
+      'selfExplain',
+      'trigger',
+      'unnecessaryThreshold',
+    ]);
+    assert.equal(initializationOptions.model, model);
+    assert.equal(initializationOptions.faithfulness, true);
+    assert.equal(initializationOptions.autoBudgetSeconds, 5);
+    assert.equal(initializationOptions.language, 'en');
+    assert.equal(initializationOptions.selfExplain, false);
   });
 
   it('announces the semantic-token legend the extension colours', () => {
@@ -308,7 +333,14 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
   it('takes setting changes in the shape the extension sends them', { timeout: TIMEOUT }, async () => {
     await connection.sendNotification(
       DidChangeConfigurationNotification.type,
-      didChangeConfigurationParams({ ...settings, inlayHints: true }),
+      didChangeConfigurationParams({
+        ...settings,
+        inlayHints: true,
+        faithfulness: false,
+        autoBudgetSeconds: 2,
+        language: 'zh',
+        selfExplain: false,
+      }),
     );
     const hints = await waitFor<InlayHint[]>('inlay hints', (resolve) => {
       const poll = async (): Promise<void> => {

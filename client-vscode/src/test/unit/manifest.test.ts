@@ -9,6 +9,7 @@ import {
   CLIENT_COMMANDS,
   GRANULARITIES,
   LANGUAGE_IDS,
+  LANGUAGES,
   METHODS,
   RESTRICTED_KEYS,
   SERVER_COMMANDS,
@@ -33,7 +34,20 @@ interface Manifest {
     configurationDefaults: Record<string, { rules?: Record<string, { foreground: string; bold?: boolean; underline?: boolean }> }>;
     commands: { command: string; title: string; category: string }[];
     menus: Record<string, { command: string; when: string }[]>;
-    configuration: { properties: Record<string, { description?: string; markdownDescription?: string; default: unknown; enum?: string[] }> };
+    configuration: {
+      properties: Record<
+        string,
+        {
+          description?: string;
+          markdownDescription?: string;
+          default: unknown;
+          enum?: string[];
+          enumDescriptions?: string[];
+          minimum?: number;
+          maximum?: number;
+        }
+      >;
+    };
   };
 }
 
@@ -134,6 +148,13 @@ describe('package.json', () => {
     assert.deepEqual(props['promptxray.method'].enum, [...METHODS]);
     assert.deepEqual(props['promptxray.granularity'].enum, [...GRANULARITIES]);
     assert.deepEqual(props['promptxray.trigger'].enum, [...TRIGGERS]);
+    assert.deepEqual(props['promptxray.language'].enum, [...LANGUAGES]);
+    for (const key of ['method', 'granularity', 'trigger', 'language', 'backend']) {
+      const prop = props[`promptxray.${key}`];
+      assert.equal(prop.enumDescriptions?.length, prop.enum?.length, `${key}: one description per value`);
+    }
+    assert.equal(props['promptxray.autoBudgetSeconds'].minimum, 0);
+    assert.equal(props['promptxray.autoBudgetSeconds'].maximum, 600);
   });
 
   it('limits untrusted workspaces to user values of python and model', () => {

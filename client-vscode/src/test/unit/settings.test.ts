@@ -65,6 +65,10 @@ describe('readSettings', () => {
         debounceMs: { globalValue: 0 },
         unnecessaryThreshold: { globalValue: 0.2 },
         inlayHints: { globalValue: true },
+        faithfulness: { workspaceValue: false },
+        autoBudgetSeconds: { globalValue: 12.5 },
+        language: { globalValue: 'zh' },
+        selfExplain: { workspaceFolderValue: true },
       }),
       true,
     );
@@ -79,7 +83,37 @@ describe('readSettings', () => {
       debounceMs: 0,
       unnecessaryThreshold: 0.2,
       inlayHints: true,
+      faithfulness: false,
+      autoBudgetSeconds: 12.5,
+      language: 'zh',
+      selfExplain: true,
     });
+  });
+
+  it('has the server’s defaults for faithfulness, the auto budget, language and self-explanation', () => {
+    const settings = readSettings(config({}), true);
+    assert.equal(settings.faithfulness, true);
+    assert.equal(settings.autoBudgetSeconds, 5);
+    assert.equal(settings.language, 'en');
+    assert.equal(settings.selfExplain, false);
+  });
+
+  it('keeps workspace values of the new settings in an untrusted workspace (they are not restricted)', () => {
+    const settings = readSettings(
+      config({
+        method: { workspaceValue: 'auto' },
+        faithfulness: { workspaceValue: false },
+        autoBudgetSeconds: { workspaceValue: 0 },
+        language: { workspaceValue: 'zh' },
+        selfExplain: { workspaceValue: true },
+      }),
+      false,
+    );
+    assert.equal(settings.method, 'auto');
+    assert.equal(settings.faithfulness, false);
+    assert.equal(settings.autoBudgetSeconds, 0);
+    assert.equal(settings.language, 'zh');
+    assert.equal(settings.selfExplain, true);
   });
 
   it('in an untrusted workspace uses only the user values of model and python', () => {
@@ -113,6 +147,10 @@ describe('toInitializationOptions', () => {
       debounceMs: 600,
       unnecessaryThreshold: 0.05,
       inlayHints: false,
+      faithfulness: true,
+      autoBudgetSeconds: 5,
+      language: 'en',
+      selfExplain: false,
     });
     assert.ok(!('python' in options));
     assert.ok(!('target' in options), 'no target: per-document targets stay on the server');
@@ -128,6 +166,10 @@ describe('toInitializationOptions', () => {
       unnecessaryThreshold: 0,
       inlayHints: true,
       trigger: 'onSave',
+      faithfulness: false,
+      autoBudgetSeconds: 600,
+      language: 'fr',
+      selfExplain: true,
     });
     assert.equal(options.model, 'HuggingFaceTB/SmolLM2-135M');
     assert.equal(options.method, 'no_such_method');
@@ -137,18 +179,43 @@ describe('toInitializationOptions', () => {
     assert.equal(options.unnecessaryThreshold, 0);
     assert.equal(options.inlayHints, true);
     assert.equal(options.trigger, 'onSave');
+    assert.equal(options.faithfulness, false);
+    assert.equal(options.autoBudgetSeconds, 600);
+    assert.equal(options.language, 'fr');
+    assert.equal(options.selfExplain, true);
   });
 
   it('fills missing keys with the defaults and empty enum strings too', () => {
     assert.deepEqual(toServerSettings({}), toServerSettings(DEFAULTS));
     assert.equal(toServerSettings({ method: '', backend: ' ' }).method, 'occlusion');
     assert.equal(toServerSettings({ method: '', backend: ' ' }).backend, 'torch');
+    assert.equal(toServerSettings({ language: '' }).language, 'en');
+    assert.equal(toServerSettings({ language: ' zh ' }).language, 'zh');
+    assert.equal(toServerSettings({ autoBudgetSeconds: 0, faithfulness: false }).autoBudgetSeconds, 0);
+    assert.equal(toServerSettings({ autoBudgetSeconds: 0, faithfulness: false }).faithfulness, false);
   });
 
   it('sends changes under the promptxray key', () => {
     const params = didChangeConfigurationParams({ ...DEFAULTS, method: 'saliency' });
     assert.equal(params.settings.promptxray.method, 'saliency');
     assert.ok(!('python' in params.settings.promptxray));
+  });
+
+  it('sends faithfulness, autoBudgetSeconds, language and selfExplain under those names', () => {
+    const params = didChangeConfigurationParams({
+      ...DEFAULTS,
+      method: 'auto',
+      faithfulness: false,
+      autoBudgetSeconds: 30,
+      language: 'zh',
+      selfExplain: true,
+    });
+    const sent = params.settings.promptxray as unknown as Record<string, unknown>;
+    assert.equal(sent.method, 'auto');
+    assert.equal(sent.faithfulness, false);
+    assert.equal(sent.autoBudgetSeconds, 30);
+    assert.equal(sent.language, 'zh');
+    assert.equal(sent.selfExplain, true);
   });
 });
 
@@ -159,10 +226,21 @@ describe('restart or notify', () => {
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, backend: 'onnx' }), true);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, method: 'saliency' }), false);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, method: 'auto' }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, faithfulness: false }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, autoBudgetSeconds: 60 }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, language: 'zh' }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, selfExplain: true }), false);
   });
 
   it('notifies the server only when something it reads changed', () => {
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, inlayHints: true }), true);
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS }), false);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, method: 'shapley' }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, faithfulness: false }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, autoBudgetSeconds: 10 }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, language: 'zh' }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, selfExplain: true }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, python: '/p' }), false, 'python is client-only');
   });
 });

@@ -1,0 +1,145 @@
+"""`method="auto"`: run the cheap methods on this prompt, measure each one's faithfulness, and
+return the most faithful within a time budget, saying why it was chosen.
+
+Methods are tried in order of how faithful they usually are per second (occlusion first, so a
+good answer exists early); a candidate is skipped when its predicted cost, calibrated on the
+first run, would overrun the budget (option `budget_s`, default 5 s).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptxray.explainers.context import MethodContext
+from promptxray.explainers.metrics import (
+    CURVE_FRACTIONS,
+    ERASER_BINS,
+    Faithfulness,
+    bin_count,
+    faithfulness,
+)
+from promptxray.explainers.registry import MethodResult, MethodSpec, get_method
+
+DEFAULT_BUDGET_S = 5.0
+# candidate -> rough cost in sequences scored, as a multiple of the number of units (n)
+# plus a constant; used only to predict whether a candidate fits the remaining budget.
+CANDIDATES: dict[str, tuple[float, float]] = {
+    "occlusion": (1.0, 0.0),
+    "gradient_x_input": (0.0, 3.0),
+    "attention": (0.0, 1.0),
+    "saliency": (0.0, 3.0),
+    "integrated_gradients": (0.0, 100.0),
+}
+
+
+@dataclass
+class Candidate:
+    """One method tried by auto, with its faithfulness and cost on this prompt."""
+
+    spec: MethodSpec
+    result: MethodResult
+    faithfulness: Faithfulness
+    seconds: float
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "method": self.spec.name,
+            "score": self.faithfulness.score,
+            **self.faithfulness.metrics(),
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class AutoChoice:
+    """The chosen method's result, the candidates compared, and the reason in a sentence."""
+
+    chosen: Candidate
+    tried: list[Candidate]
+    skipped: list[str] = field(default_factory=list)
+    budget_s: float = DEFAULT_BUDGET_S
+    elapsed_s: float = 0.0
+
+    @property
+    def spec(self) -> MethodSpec:
+        return self.chosen.spec
+
+    @property
+    def result(self) -> MethodResult:
+        return self.chosen.result
+
+    @property
+    def faithfulness(self) -> Faithfulness:
+        return self.chosen.faithfulness
+
+    def reason(self) -> str:
+        best = self.chosen
+        others = [c for c in self.tried if c is not best]
+        text = (
+            f"{best.spec.name} was the most faithful on this prompt: comprehensiveness − "
+            f"sufficiency {best.faithfulness.score:.3f} nats"
+        )
+        if others:
+            text += (
+                " (vs "
+                + ", ".join(f"{c.spec.name} {c.faithfulness.score:.3f}" for c in others)
+                + ")"
+            )
+        text += f"; {len(self.tried)} method(s) tried in {self.elapsed_s:.1f} s of a "
+        text += f"{self.budget_s:g} s budget"
+        if self.skipped:
+            text += f"; skipped for time: {', '.join(self.skipped)}"
+        return text
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen.spec.name,
+            "reason": self.reason(),
+            "criterion": "comprehensiveness - sufficiency (ERASER AOPC, in log-probability), "
+            "ties by deletion AUC",
+            "candidates": [c.row() for c in self.tried],
+            "skipped": self.skipped,
+            "budget_s": self.budget_s,
+        }
+
+
+def _faithfulness_sequences(n_units: int) -> int:
+    """Variants one faithfulness measurement scores (deletion + insertion at each count)."""
+    fractions = (*CURVE_FRACTIONS, *ERASER_BINS)
+    return 2 * len({bin_count(n_units, f) for f in fractions} | {0, n_units})
+
+
+def _predicted_cost(name: str, n_units: int, seconds_per_sequence: float) -> float:
+    per_unit, fixed = CANDIDATES[name]
+    faith_sequences = _faithfulness_sequences(n_units)
+    return (per_unit * n_units + fixed + faith_sequences) * seconds_per_sequence
+
+
+def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
+    """Try the candidates that run on this backend within the budget; keep the most faithful."""
+    budget = ctx.option("budget_s", DEFAULT_BUDGET_S, float, lo=0.0)
+    specs = [get_method(n) for n in CANDIDATES]
+    specs = [s for s in specs if s.runs_on(ctx.backend)]
+    tried: list[Candidate] = []
+    skipped: list[str] = []
+    seconds_per_sequence = 0.0
+    for spec in specs:
+        elapsed = time.perf_counter() - started
+        if tried:
+            predicted = _predicted_cost(spec.name, len(ctx.units), seconds_per_sequence)
+            if elapsed + predicted > budget:
+                skipped.append(spec.name)
+                continue
+        t0 = time.perf_counter()
+        sequences_before = ctx.backend.counters.sequences
+        result = spec.fn(ctx)
+        faith = faithfulness(ctx.score_masks, result.scores_per_unit(ctx.units))
+        seconds = time.perf_counter() - t0
+        tried.append(Candidate(spec, result, faith, seconds))
+        ran = max(1, ctx.backend.counters.sequences - sequences_before)
+        if not seconds_per_sequence:
+            seconds_per_sequence = seconds / ran
+    best = max(tried, key=lambda c: (c.faithfulness.score, -c.faithfulness.deletion_auc))
+    return AutoChoice(best, tried, skipped, budget, time.perf_counter() - started)
