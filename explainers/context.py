@@ -73,7 +73,9 @@ class MethodContext:
                 todo[key] = row
         if todo:
             variants = [self.ids_keeping(list(row)) for row in todo.values()]
-            scores = self.backend.target_logprobs(variants, self.target_ids, self.progress)
+            scores = self.backend.target_logprobs(
+                variants, self.target_ids, self.progress, reference=self.input.ids
+            )
             for key, score in zip(todo, scores.sum(axis=1), strict=True):
                 self._memo[key] = float(score)
         return np.array([self._memo[key] for key in keys], dtype=np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
+from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.metrics import Faithfulness, faithfulness
 from promptxray.explainers.registry import (
@@ -86,7 +87,11 @@ def prepare(
     ctx = MethodContext(
         backend=backend,
         input=model_input,
-        units=group_units(doc.source, model_input.tokens, request.granularity),
+        units=group_units(
+            doc.source,
+            model_input.tokens,
+            "line" if request.granularity == "auto" else request.granularity,
+        ),
         target_ids=target_ids,
         base_logprobs=base,
         options=dict(request.options),
@@ -104,6 +109,8 @@ def explain(
     (or `method="auto"`: the most faithful of the cheap methods on this prompt)."""
     if request.method == AUTO:
         backend, prep = prepare(request, backend, progress)
+        if request.granularity == "auto":
+            prep.ctx = replace(prep.ctx, units=_auto_level_units(prep))
         auto = choose_method(prep.ctx, prep.started)
         result = auto.result
         result.details = {**result.details, "auto": auto.report()}
@@ -113,7 +120,8 @@ def explain(
         check_supported(spec, backend)
     backend, prep = prepare(request, backend, progress)
     check_supported(spec, backend)
-    result = spec.fn(prep.ctx)
+    auto = request.granularity == "auto"
+    result = _auto_granularity(spec, prep) if auto else spec.fn(prep.ctx)
     faith = None
     if request.faithfulness and spec.attributes_target:
         method_s = time.perf_counter() - prep.started
@@ -125,6 +133,30 @@ def explain(
             "faithfulness_forward_passes": backend.counters.forward_passes - passes,
         }
     return _assemble(request, prep, backend, spec, result, faith)
+
+
+def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
+    """granularity="auto": occlusion refines lines → words → tokens where they matter
+    (hierarchy.py); other methods use words up to AUTO_WORD_LIMIT prompt tokens, else lines."""
+    ctx = prep.ctx
+    if spec.name == "occlusion":
+        found = refine(ctx, prep.source)
+        prep.ctx = replace(ctx, units=found.units)
+        return MethodResult(
+            unit_scores=found.scores,
+            details={
+                "hierarchy": found.details(),
+                "ablated_logprob": [float(ctx.base_score - v) for v in found.scores],
+            },
+        )
+    prep.ctx = replace(ctx, units=_auto_level_units(prep))
+    return spec.fn(prep.ctx)
+
+
+def _auto_level_units(prep: Prepared) -> list[list[int]]:
+    """Without refinement: words for prompts up to AUTO_WORD_LIMIT tokens, else lines."""
+    tokens = prep.ctx.input.tokens
+    return group_units(prep.source, tokens, "word" if len(tokens) <= AUTO_WORD_LIMIT else "line")
 
 
 def _assemble(

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Granularity = Literal["token", "word", "line"]
-GRANULARITIES: tuple[str, ...] = ("token", "word", "line")
+GRANULARITIES: tuple[str, ...] = ("token", "word", "line", "auto")
+FIXED_GRANULARITIES: tuple[str, ...] = ("token", "word", "line")  # what units.group_units makes
 SCHEMA_VERSION = 1
 
 

@@ -10,7 +10,7 @@ import bisect
 import re
 
 from promptxray.explainers.errors import InvalidRequestError
-from promptxray.explainers.types import GRANULARITIES, Token
+from promptxray.explainers.types import FIXED_GRANULARITIES, Token
 
 WORD = re.compile(r"\w+(?:['’]\w+)*|\{\{.*?\}\}|[^\w\s]+")
 
@@ -35,9 +35,9 @@ def _spans_of(source: str, granularity: str) -> list[tuple[int, int]]:
 
 def group_units(source: str, tokens: list[Token], granularity: str) -> list[list[int]]:
     """Lists of token indices, one per unit, in order of first appearance."""
-    if granularity not in GRANULARITIES:
+    if granularity not in FIXED_GRANULARITIES:
         raise InvalidRequestError(
-            f"unknown granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}"
+            f"unknown granularity {granularity!r}; use one of {', '.join(FIXED_GRANULARITIES)}"
         )
     if granularity == "token":
         return [[t.index] for t in tokens]

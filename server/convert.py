@@ -47,9 +47,22 @@ def ablated_prob(expl: Explanation, index: int) -> float | None:
     return math.exp(values[index])
 
 
+def unit_of(expl: Explanation, span: Span) -> str:
+    """What the span is: its level (line, word or token) with granularity "auto"."""
+    kinds = expl.details.get("hierarchy", {}).get("unit_kinds")
+    if isinstance(kinds, list) and len(kinds) == len(expl.spans):
+        return str(kinds[expl.spans.index(span)])
+    return expl.granularity
+
+
+def units_name(expl: Explanation) -> str:
+    """The spans' common name, in plural ("parts" when they mix levels)."""
+    return "parts" if expl.granularity == "auto" else f"{expl.granularity}s"
+
+
 def plain_sentence(expl: Explanation, span: Span, threshold: float = 0.05) -> str:
     """One sentence saying what the number means, and nothing the number does not show."""
-    unit = expl.granularity
+    unit = unit_of(expl, span)
     if expl.method == "occlusion":
         if abs(span.score) < threshold:
             return f"Removing this {unit} has no measurable effect on the answer."
@@ -76,13 +89,13 @@ def hover_markdown(expl: Explanation, index: int, span: Span, lang: str = "en") 
     target = expl.target.text
     lines = [
         f"**promptxray** · `{span.text.strip() or repr(span.text)}` — score **{span.score:+.3f}** "
-        f"(#{rank_of(expl, span)} of {n} {expl.granularity}s)",
+        f"(#{rank_of(expl, span)} of {n} {units_name(expl)})",
     ]
     prob = ablated_prob(expl, index)
     if prob is not None:
         lines.append(
             f"P({target!r}) {format_prob(expl.target.prob)} → {format_prob(prob)} "
-            f"without this {expl.granularity}"
+            f"without this {unit_of(expl, span)}"
         )
     else:
         lines.append(f"Target {target!r}, P = {format_prob(expl.target.prob)}")
@@ -129,7 +142,7 @@ def driver_diagnostics(expl: Explanation, pmap: PositionMap) -> list[types.Diagn
                 range=pmap.range(span.start, span.end),
                 message=(
                     f"Drives the answer {expl.target.text!r}: #{rank_of(expl, span)} of "
-                    f"{len(expl.spans)} {expl.granularity}s, {expl.method} score "
+                    f"{len(expl.spans)} {units_name(expl)}, {expl.method} score "
                     f"{span.score:+.3f}{effect}"
                 ),
                 severity=types.DiagnosticSeverity.Information,

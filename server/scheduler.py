@@ -13,11 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
-from promptxray.explainers.types import ExplainRequest, Explanation
+from promptxray.explainers.types import ExplainRequest, Explanation, Span
 
 CACHE_SIZE = 64
 Progress = Callable[[str, int, int], None]
@@ -131,6 +131,7 @@ class Engine:
         except ModelLoadError as exc:
             self.failed_models[model_key] = str(exc)
             raise
+        backend.enable_score_cache()  # re-explaining an edit reruns only what changed
         self.loaded.add(model_key)
         progress("load", 1, 1)
         return backend
@@ -154,6 +155,8 @@ class Engine:
             progress("self-explain", 1, 1)
         if main.method == "occlusion" and main.granularity == "line":
             return JobResult(explanation=main, lines=main)
+        if "line_scores" in main.details.get("hierarchy", {}):
+            return JobResult(explanation=main, lines=line_level(main))
         lines_request = ExplainRequest(
             text=job.request.text,
             path=job.request.path,
@@ -170,3 +173,16 @@ class Engine:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def line_level(expl: Explanation) -> Explanation:
+    """The line pass of a hierarchical (granularity "auto") explanation as a line-level one,
+    for the "no measurable effect" hints, without a second run."""
+    hierarchy = expl.details["hierarchy"]
+    spans = []
+    for unit, score in zip(hierarchy["line_token_indices"], hierarchy["line_scores"], strict=True):
+        start = min(expl.tokens[i].start for i in unit)
+        end = max(expl.tokens[i].end for i in unit)
+        text = "".join(expl.tokens[i].text for i in unit)  # the line's tokens (for hints)
+        spans.append(Span(text, start, end, float(score), list(unit)))
+    return replace(expl, granularity="line", spans=spans)

@@ -25,7 +25,7 @@ class Settings:
     model: str | None = None
     backend: str = "torch"
     method: str = "occlusion"
-    granularity: str = "word"
+    granularity: str = "auto"  # lines first, then words and tokens where they matter
     maxNewTokens: int = 8
     target: str | None = None
     trigger: str = "onChange"

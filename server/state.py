@@ -366,11 +366,17 @@ class ServerState:
         if not isinstance(methods, list) or len(methods) < 2:
             raise JsonRpcInvalidParams.of(ValueError("compareMethods takes a list of 2+ methods"))
         results = {}
+        # rankings compare only over the same units: mixed "auto" units differ per method
+        doc_state = self.docs[uri]
+        granularity = doc_state.overrides.get("granularity", self.settings.granularity)
+        override = {"granularity": "word"} if granularity == "auto" else {}
         for method in methods:
-            result = await self.run(uri, {"method": method})
+            result = await self.run(uri, {"method": method, **override})
             if result is None or result.explanation is None:
                 raise JsonRpcInvalidParams.of(ValueError(f"{method} failed: {self._why(result)}"))
             results[method] = result.explanation
+        if override:
+            doc_state.overrides["granularity"] = granularity
         report = rank_agreement(results)
         self.message(report["summary"])
         return report

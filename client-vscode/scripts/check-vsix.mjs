@@ -132,7 +132,7 @@ const SETTINGS = {
   model: '',
   backend: 'torch',
   method: 'occlusion',
-  granularity: 'word',
+  granularity: 'auto',
   maxNewTokens: 8,
   trigger: 'onChange',
   debounceMs: 600,
@@ -169,7 +169,7 @@ check('the settings, each described, with the server’s defaults', () => {
   assert.deepEqual(props['promptxray.language'].enum, ['en', 'zh']);
   assert.equal(props['promptxray.language'].enumDescriptions.length, 2);
   assert.deepEqual([props['promptxray.autoBudgetSeconds'].minimum, props['promptxray.autoBudgetSeconds'].maximum], [0, 600]);
-  assert.deepEqual(props['promptxray.granularity'].enum, ['token', 'word', 'line']);
+  assert.deepEqual(props['promptxray.granularity'].enum, ['token', 'word', 'line', 'auto']);
   assert.deepEqual(props['promptxray.trigger'].enum, ['onChange', 'onSave', 'manual']);
   assert.deepEqual(pkg.capabilities.untrustedWorkspaces, {
     supported: 'limited',

@@ -39,8 +39,10 @@ def _load(
     from promptxray.explainers.models.loading import load_model
 
     if name == "torch":
+        from promptxray.explainers.backends.threads import configure_torch_threads
         from promptxray.explainers.backends.torch_backend import TorchBackend
 
+        configure_torch_threads()
         return TorchBackend(load_model(model, trust_remote_code, progress))
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
     from promptxray.explainers.models.loading import resolve_model_path

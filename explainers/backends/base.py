@@ -7,7 +7,9 @@ Torch and ONNX Runtime backends only run a padded batch. Torch adds gradients an
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,21 @@ from typing import Any
 import numpy as np
 
 ProgressFn = Callable[[int, int], None]
+
+MEMORY_FRACTION = 0.4  # of the memory available now, for one batch's activations
+
+
+def memory_budget() -> int:
+    """Bytes one batch may use: a fraction of what the OS reports available right now
+    (MemAvailable), or 4 GiB where that cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(int(line.split()[1]) * 1024 * MEMORY_FRACTION)
+    except OSError:
+        pass
+    return 4 << 30
 
 
 @dataclass
@@ -64,6 +81,8 @@ class Backend(ABC):
         self.model_id = model_id
         self.context_length = context_length
         self.counters = Counters()
+        self.score_cache: OrderedDict[bytes, np.ndarray] | None = None
+        self.score_cache_size = 0
 
     # --- tokenizer ---------------------------------------------------------------------------
     @property
@@ -116,16 +135,69 @@ class Backend(ABC):
         inputs: Sequence[Sequence[int]],
         target: Sequence[int],
         progress: ProgressFn | None = None,
+        reference: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Teacher-forced log p(target_t | input, target_<t) for each input: shape [B, T]."""
+        """Teacher-forced log p(target_t | input, target_<t) for each input: shape [B, T].
+
+        `reference` (the unmodified prompt) lets a backend reuse the work its variants share
+        with it (torch: the key/value cache of their common prefix). Identical inputs are
+        scored once, and with `enable_score_cache` inputs scored before are not rerun."""
         if not target:
             raise ValueError("target must have at least one token")
-        rows = [list(x) + list(target[:-1]) for x in inputs]
+        target = [int(t) for t in target]
+        keys = [self._row_key(x, target) for x in inputs]
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        todo: dict[bytes, int] = {}  # key -> index of its first input
+        for i, key in enumerate(keys):
+            if self.score_cache is not None and key in self.score_cache:
+                self.score_cache.move_to_end(key)
+                out[i] = self.score_cache[key]
+            elif key not in todo:
+                todo[key] = i
+        if todo:
+            firsts = list(todo.values())
+            scored = self._score_rows(
+                [list(inputs[i]) for i in firsts], target, progress, reference
+            )
+            fresh = dict(zip(todo, scored, strict=True))
+            for i, key in enumerate(keys):
+                if key in fresh:
+                    out[i] = fresh[key]
+            if self.score_cache is not None:
+                for key, row in fresh.items():
+                    self.score_cache[key] = row
+                while len(self.score_cache) > self.score_cache_size:
+                    self.score_cache.popitem(last=False)
+        elif progress:
+            progress(len(inputs), len(inputs))
+        return out
+
+    def enable_score_cache(self, size: int = 100_000) -> None:
+        """Remember the scores of inputs already run, so that re-explaining an edited prompt
+        reruns only the variants whose text changed (the language server turns this on)."""
+        if self.score_cache is None:
+            self.score_cache = OrderedDict()
+        self.score_cache_size = size
+
+    def _row_key(self, ids: Sequence[int], target: Sequence[int]) -> bytes:
+        digest = hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=16)
+        digest.update(b"|" + np.asarray(target, dtype=np.int64).tobytes())
+        return digest.digest()
+
+    def _score_rows(
+        self,
+        inputs: list[list[int]],
+        target: list[int],
+        progress: ProgressFn | None,
+        reference: Sequence[int] | None,
+    ) -> np.ndarray:
+        """Score distinct inputs in left-padded batches (a backend may use `reference`)."""
+        rows = [x + target[:-1] for x in inputs]
         out = np.zeros((len(rows), len(target)), dtype=np.float64)
         done = 0
         for chunk in self._chunks(rows):
             batch = left_pad([rows[i] for i in chunk], self.pad_id)
-            out[chunk] = self._run_logprobs(batch, list(target))
+            out[chunk] = self._run_logprobs(batch, target)
             self.counters.forward_passes += 1
             self.counters.sequences += len(chunk)
             done += len(chunk)
@@ -134,12 +206,26 @@ class Backend(ABC):
         return out
 
     def _chunks(self, rows: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Group row indices into batches of at most `max_batch_tokens` padded tokens."""
+        """Group row indices into batches that fit both the throughput cap (`max_batch_tokens`
+        padded tokens) and the memory budget (`batch_rows`)."""
         width = max(len(r) for r in rows)
-        per_batch = max(1, self.max_batch_tokens // max(1, width))
+        per_batch = self.batch_rows(width)
         return [
             list(range(i, min(i + per_batch, len(rows)))) for i in range(0, len(rows), per_batch)
         ]
+
+    def batch_rows(self, width: int, cached: int = 0) -> int:
+        """How many rows of `width` new tokens (attending to `cached` earlier ones) one batch
+        may hold: the throughput cap, lowered when the estimated peak memory of a row times
+        the rows would exceed the memory budget. Never below one."""
+        by_tokens = max(1, self.max_batch_tokens // max(1, width))
+        per_row = max(1, self.row_bytes(width, cached))
+        by_memory = max(1, memory_budget() // per_row)
+        return int(min(by_tokens, by_memory))
+
+    def row_bytes(self, width: int, cached: int = 0) -> int:
+        """Estimated peak bytes one row of a forward needs (backends refine this)."""
+        return 64 * 1024 * width
 
     @abstractmethod
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:

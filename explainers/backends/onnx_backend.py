@@ -5,7 +5,6 @@ registry's capability check, which names the methods that do run here.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,11 @@ from typing import Any
 import numpy as np
 
 from promptxray.explainers.backends.base import Backend, PaddedBatch
+from promptxray.explainers.backends.threads import default_threads
 from promptxray.explainers.errors import ModelLoadError
 from promptxray.explainers.models.onnx_export import MODEL_FILE, model_fingerprint, read_manifest
 
 EXPECTED_INPUTS = {"input_ids", "attention_mask"}
-
-
-def default_threads() -> int:
-    """Intra-op threads: the machine's cores, at most 8 (more rarely helps a 135M model)."""
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def make_session(path: Path, threads: int | None = None) -> Any:

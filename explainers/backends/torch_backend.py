@@ -4,13 +4,15 @@ embeddings, and attention maps (switching SDPA models to eager attention while t
 
 from __future__ import annotations
 
+import inspect
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from promptxray.explainers.backends.base import Backend, PaddedBatch
+from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, left_pad
 from promptxray.explainers.models.loading import LoadedModel
 
 
@@ -27,6 +29,117 @@ class TorchBackend(Backend):
         super().__init__(loaded.tokenizer, loaded.model_id, context)
         self.model = loaded.model
         self.device = next(self.model.parameters()).device
+        self.prefix = PrefixCache(self)
+        self.prefix_reuse = self.prefix.supported
+
+    # --- memory ------------------------------------------------------------------------------
+    def row_bytes(self, width: int, cached: int = 0) -> int:
+        """Peak bytes of one row in an fp32 forward: the widest per-token activations (MLP),
+        the attention scores of one layer (heads x width x keys, twice for the softmax), the
+        key/value cache it builds, and the kept logits."""
+        c = self.model.config
+        hidden = int(getattr(c, "hidden_size", 1024))
+        inter = int(getattr(c, "intermediate_size", 4 * hidden))
+        heads = int(getattr(c, "num_attention_heads", 16))
+        kv_heads = int(getattr(c, "num_key_value_heads", heads) or heads)
+        layers = int(getattr(c, "num_hidden_layers", 24))
+        head_dim = int(getattr(c, "head_dim", 0) or hidden // heads)
+        vocab = int(getattr(c, "vocab_size", 32000))
+        keys = width + cached
+        activations = width * (4 * hidden + 3 * inter)
+        scores = 2 * heads * width * keys
+        kv = 2 * layers * kv_heads * head_dim * keys
+        logits = 2 * vocab * min(width, 64)
+        return 4 * (activations + scores + kv + logits)
+
+    # --- scoring with a shared prefix ----------------------------------------------------------
+    def _score_rows(
+        self,
+        inputs: list[list[int]],
+        target: list[int],
+        progress: ProgressFn | None,
+        reference: Sequence[int] | None,
+    ) -> np.ndarray:
+        """Variants of `reference` share its ids up to their first edit: the reference's
+        key/value cache is computed once, and each batch runs only its rows' suffixes after
+        the longest prefix all of them share (results equal the plain computation within
+        float rounding). Without a reference, plain left-padded batches."""
+        if reference is None or not self.prefix_reuse:
+            return super()._score_rows(inputs, target, progress, reference)
+        reference = [int(t) for t in reference]
+        # each row keeps at least its last input token, whose logits predict target[0]
+        shared = [min(common_prefix(x, reference), len(x) - 1) for x in inputs]
+        if max(shared, default=0) < MIN_SHARED:
+            return super()._score_rows(inputs, target, progress, reference)
+        kv = self.prefix.get(reference)
+        order = sorted(range(len(inputs)), key=lambda i: -shared[i])
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        done = 0
+        start = 0
+        while start < len(order):
+            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
+            p = min(shared[i] for i in chunk)
+            rows = [inputs[i][p:] + target[:-1] for i in chunk]
+            out[chunk] = self._run_suffixes(left_pad(rows, self.pad_id), kv, p, target)
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+            done += len(chunk)
+            start += len(chunk)
+            if progress:
+                progress(done, len(inputs))
+        return out
+
+    def _prefix_chunk(
+        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
+    ) -> list[int]:
+        """The next batch (rows sorted by shared prefix, longest first): grow it while its
+        padded suffix width and memory stay within `batch_rows`."""
+        chunk = [order[start]]
+        width = len(inputs[order[start]]) - shared[order[start]] + t - 1
+        for i in order[start + 1 :]:
+            p = min(shared[j] for j in [*chunk, i])
+            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
+            if len(chunk) + 1 > self.batch_rows(w, p):
+                break
+            # a much shorter shared prefix would make every row in the batch longer
+            if (len(chunk) + 1) * w > 2 * (len(chunk) * width + w):
+                break
+            chunk.append(i)
+            width = w
+        return chunk
+
+    @torch.inference_mode()
+    def _run_suffixes(
+        self,
+        batch: PaddedBatch,
+        kv: list[tuple[torch.Tensor, torch.Tensor]],
+        p: int,
+        target: list[int],
+    ) -> np.ndarray:
+        """One forward of left-padded suffixes after the reference's first `p` positions."""
+        from transformers import DynamicCache
+
+        rows = batch.input_ids.shape[0]
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (k[:, :, :p].expand(rows, -1, -1, -1), v[:, :, :p].expand(rows, -1, -1, -1))
+                for k, v in kv
+            ]
+        )
+        suffix_mask = torch.from_numpy(batch.attention_mask).to(self.device)
+        mask = torch.cat(
+            [torch.ones(rows, p, dtype=suffix_mask.dtype, device=self.device), suffix_mask], dim=1
+        )
+        positions = torch.from_numpy(batch.position_ids).to(self.device) + p
+        out = self.model(
+            input_ids=torch.from_numpy(batch.input_ids).to(self.device),
+            attention_mask=mask,
+            position_ids=positions,
+            **{self.prefix.cache_kwarg: cache},
+            use_cache=True,
+            logits_to_keep=len(target),
+        )
+        return gather_logprobs(out.logits, target).double().cpu().numpy()
 
     def eos_ids(self) -> set[int]:
         ids = super().eos_ids()
@@ -117,6 +230,87 @@ class TorchBackend(Backend):
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError("the model returned no attention weights")
         return [a[0].float() for a in out.attentions]
+
+
+MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cache
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two id sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PrefixCache:
+    """Key/value caches of recent reference prompts. A new reference that shares a prefix with
+    a cached one (the same prompt after an edit further down) computes only the rest."""
+
+    def __init__(self, backend: TorchBackend, size: int = 2) -> None:
+        self.backend = backend
+        self.size = size
+        self.entries: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = (
+            OrderedDict()
+        )
+        self.supported = _supports_cache(backend.model)
+        # transformers 5.x renames `past_key_values` to `cache` (the old name warns)
+        params = inspect.signature(backend.model.forward).parameters
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self.reused_tokens = 0  # how many reference positions came from an earlier cache
+
+    @torch.inference_mode()
+    def get(self, reference: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from transformers import DynamicCache
+
+        key = tuple(int(t) for t in reference)
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        best, base = 0, None
+        for other, kv in self.entries.items():
+            n = min(common_prefix(key, other), len(key) - 1)
+            if n > best:
+                best, base = n, kv
+        model = self.backend.model
+        device = self.backend.device
+        ids = torch.tensor([key[best:]], device=device)
+        cache = (
+            DynamicCache(ddp_cache_data=[(k[:, :, :best], v[:, :, :best]) for k, v in base])
+            if base is not None
+            else DynamicCache()
+        )
+        positions = torch.arange(best, len(key), device=device).view(1, -1)
+        out = model(
+            input_ids=ids,
+            attention_mask=torch.ones(1, len(key), dtype=torch.long, device=device),
+            position_ids=positions,
+            **{self.cache_kwarg: cache},
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.backend.counters.forward_passes += 1
+        self.backend.counters.sequences += 1
+        self.reused_tokens += best
+        returned = getattr(out, "cache", None) or out.past_key_values
+        kv = [(layer.keys, layer.values) for layer in returned.layers]
+        self.entries[key] = kv
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return kv
+
+
+def _supports_cache(model: torch.nn.Module) -> bool:
+    """Prefix reuse needs a decoder whose cache is a plain DynamicCache (no sliding windows,
+    no recurrent state): checked once by building one from the config."""
+    try:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=getattr(model, "config", None))
+        return all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers)
+    except Exception:
+        return False
 
 
 def gather_logprobs(logits: torch.Tensor, target: list[int]) -> torch.Tensor:

@@ -30,7 +30,7 @@ export const METHOD_DESCRIPTIONS: Record<Method, string> = {
   auto: 'runs the cheap methods, measures each one’s faithfulness on this prompt, and keeps the most faithful within the time budget',
 };
 
-export const GRANULARITIES = ['token', 'word', 'line'] as const;
+export const GRANULARITIES = ['token', 'word', 'line', 'auto'] as const;
 export const TRIGGERS = ['onChange', 'onSave', 'manual'] as const;
 export const BACKENDS = ['torch'] as const;
 /** Languages of the plain-language explanation in hovers (server/settings.py `LANGUAGES`). */

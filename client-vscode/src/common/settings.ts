@@ -61,7 +61,7 @@ export const DEFAULTS: ClientSettings = {
   model: null,
   backend: 'torch',
   method: 'occlusion',
-  granularity: 'word',
+  granularity: 'auto',
   maxNewTokens: 8,
   trigger: 'onChange',
   debounceMs: 600,

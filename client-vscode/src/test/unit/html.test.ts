@@ -13,7 +13,7 @@ describe('HTML view', () => {
     );
     assert.deepEqual(pairs, {
       '--method': 'occlusion',
-      '--granularity': 'word',
+      '--granularity': 'auto',
       '--backend': 'torch',
       '--max-new-tokens': '4',
       '--model': '/m/tiny',

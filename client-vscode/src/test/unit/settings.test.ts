@@ -141,7 +141,7 @@ describe('toInitializationOptions', () => {
       model: null,
       backend: 'torch',
       method: 'occlusion',
-      granularity: 'word',
+      granularity: 'auto',
       maxNewTokens: 8,
       trigger: 'onChange',
       debounceMs: 600,

@@ -1,0 +1,138 @@
+"""`granularity="auto"`: attribute lines first, then the words inside the lines that matter,
+then the tokens inside the words that matter, so a long prompt gets line-level answers at the
+cost of one pass over its lines and detail only where it pays.
+
+Every unit's score is its own leave-one-out effect on the target (occlusion), measured in the
+full prompt, so a refined word's score is exactly what plain word-level occlusion gives it.
+Each level is one batched call that reuses the prompt's key/value prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from promptxray.explainers.context import MethodContext
+from promptxray.explainers.units import group_units
+
+COVER = 0.8  # refine the top units until they hold this share of the level's total |score|
+REFINE_LINES = 8  # at most this many lines are split into words (option refine_lines)
+REFINE_WORDS = 8  # at most this many words are split into tokens (option refine_words)
+# methods other than occlusion: word units up to this many prompt tokens, lines above
+AUTO_WORD_LIMIT = 512
+
+
+@dataclass
+class Hierarchy:
+    """The final partition into units (lines, words and tokens), their scores, and the
+    line-level pass (kept: the language server's line hints come from it)."""
+
+    units: list[list[int]]
+    scores: np.ndarray
+    kinds: list[str]
+    line_units: list[list[int]]
+    line_scores: np.ndarray
+    refined_lines: list[int] = field(default_factory=list)
+    refined_words: int = 0
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "unit_kinds": self.kinds,
+            "line_scores": [float(s) for s in self.line_scores],
+            "line_token_indices": self.line_units,
+            "refined_lines": self.refined_lines,
+            "refined_words": self.refined_words,
+        }
+
+
+def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int]) -> np.ndarray:
+    """f(x) - f(x without unit i) for the units listed in `which` (one batched call)."""
+    variants = [ctx.ids_without(units[i]) for i in which]
+    if not variants:
+        return np.zeros(0)
+    scored = ctx.backend.target_logprobs(
+        variants, ctx.target_ids, ctx.progress, reference=ctx.input.ids
+    ).sum(axis=1)
+    return ctx.base_score - scored
+
+
+def _worth_refining(scores: np.ndarray, candidates: list[int], limit: int) -> list[int]:
+    """The candidates with the largest |score|, until they cover COVER of the total."""
+    total = float(np.abs(scores).sum())
+    if total == 0.0 or limit <= 0:
+        return []
+    chosen: list[int] = []
+    covered = 0.0
+    for i in sorted(candidates, key=lambda i: -abs(scores[i])):
+        if covered >= COVER * total or len(chosen) >= limit:
+            break
+        chosen.append(i)
+        covered += abs(scores[i])
+    return chosen
+
+
+def refine(ctx: MethodContext, source: str) -> Hierarchy:
+    """Lines, then words in the lines that matter, then tokens in the words that matter."""
+    tokens = ctx.input.tokens
+    line_units = group_units(source, tokens, "line")
+    line_scores = _leave_one_out(ctx, line_units, list(range(len(line_units))))
+    word_units = group_units(source, tokens, "word")
+    word_of = {t: w for w, unit in enumerate(word_units) for t in unit}
+
+    max_lines = ctx.option("refine_lines", REFINE_LINES, int, lo=0)
+    max_words = ctx.option("refine_words", REFINE_WORDS, int, lo=0)
+    splittable = [i for i, unit in enumerate(line_units) if len({word_of[t] for t in unit}) > 1]
+    lines = sorted(_worth_refining(line_scores, splittable, max_lines))
+
+    words_in: dict[int, list[int]] = {}
+    for li in lines:
+        words_in[li] = sorted({word_of[t] for t in line_units[li]})
+    words = [w for li in lines for w in words_in[li]]
+    word_scores = dict(zip(words, _leave_one_out(ctx, word_units, words), strict=True))
+
+    multi = [w for w in words if len(word_units[w]) > 1]
+    ranked = np.zeros(len(word_units))
+    for w, s in word_scores.items():
+        ranked[w] = s
+    split_words = set(_worth_refining(ranked, multi, max_words))
+    token_units = [[t] for w in sorted(split_words) for t in word_units[w]]
+    token_scores = dict(
+        zip(
+            [u[0] for u in token_units],
+            _leave_one_out(ctx, token_units, list(range(len(token_units)))),
+            strict=True,
+        )
+    )
+
+    units: list[list[int]] = []
+    scores: list[float] = []
+    kinds: list[str] = []
+    for li, unit in enumerate(line_units):
+        if li not in words_in:
+            units.append(unit)
+            scores.append(float(line_scores[li]))
+            kinds.append("line")
+            continue
+        for w in words_in[li]:
+            members = [t for t in word_units[w] if t in set(unit)]
+            if w in split_words:
+                for t in members:
+                    units.append([t])
+                    scores.append(float(token_scores[t]))
+                    kinds.append("token")
+            else:
+                units.append(members)
+                scores.append(float(word_scores[w]))
+                kinds.append("word")
+    order = sorted(range(len(units)), key=lambda i: min(units[i]))
+    return Hierarchy(
+        units=[units[i] for i in order],
+        scores=np.array([scores[i] for i in order]),
+        kinds=[kinds[i] for i in order],
+        line_units=line_units,
+        line_scores=line_scores,
+        refined_lines=lines,
+        refined_words=len(split_words),
+    )
