@@ -93,19 +93,18 @@ class TorchBackend(Backend):
         self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
     ) -> list[int]:
         """The next batch (rows sorted by shared prefix, longest first): grow it while its
-        padded suffix width and memory stay within `batch_rows`."""
-        chunk = [order[start]]
-        width = len(inputs[order[start]]) - shared[order[start]] + t - 1
+        padded suffix width stays within 1.25x (+16) of its first row's, so no row runs much
+        more than its own suffix, and while `batch_rows` allows for memory and throughput."""
+        first = order[start]
+        first_width = len(inputs[first]) - shared[first] + t - 1
+        chunk = [first]
+        p = shared[first]
         for i in order[start + 1 :]:
-            p = min(shared[j] for j in [*chunk, i])
+            p = min(p, shared[i])
             w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
-            if len(chunk) + 1 > self.batch_rows(w, p):
-                break
-            # a much shorter shared prefix would make every row in the batch longer
-            if (len(chunk) + 1) * w > 2 * (len(chunk) * width + w):
+            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
                 break
             chunk.append(i)
-            width = w
         return chunk
 
     @torch.inference_mode()
