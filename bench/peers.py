@@ -14,9 +14,10 @@ target's tokens:
     python bench/peers.py [--max-tokens 1100] [--peers captum,inseq] [--budget 180]
                           [--total 840] [--threads 0] [--ig-floor]
 
-Each tool lives in its own process, started once; the parent hands them one run at a time,
-prompt by prompt (shortest first), so a peer and promptxray are timed minutes apart under the
-same load. Peak memory is the process's peak RSS during the run (VmHWM, reset before each run).
+Each tool lives in its own process, started once. Every prompt's target is fixed first; then
+the parent hands out runs one at a time, cheapest first by projection, so the most comparisons
+fit the time given (on a shared machine, ratios are as good as the load was steady). Peak
+memory is the process's peak RSS during the run (VmHWM, reset before each run).
 A run is skipped, and printed as such, when its projected time (from two timed forwards on the
 prompt) exceeds --budget seconds or what is left of --total; a run still going after
 3 x --budget (or at the end of --total, given at least a minute) is stopped. The columns
@@ -680,14 +681,15 @@ def run_all(
     infos: dict[str, dict[str, Any]],
     runs: dict[tuple[str, str, str], dict[str, Any]],
 ) -> None:
-    """Prompt by prompt (shortest first), method by method: ours, the floor, then the peers
-    (filling `infos` and `runs` as they finish)."""
+    """Fix every prompt's target first; then run (tool, method, prompt) jobs cheapest first by
+    projection, so the most comparisons fit --total (filling `infos` and `runs`)."""
     deadline = started + args.total
     children: dict[str, Child] = {"promptxray": Child("promptxray", args, log)}
 
     def progress(text: str) -> None:
         print(f"  [{time.perf_counter() - started:5.0f} s] {text}", file=sys.stderr, flush=True)
 
+    jobs = []
     for name in PEER_PROMPTS:
         if time.perf_counter() > deadline:
             infos[name] = {"note": f"not run: --total {args.total:.0f} s reached"}
@@ -696,33 +698,34 @@ def run_all(
         infos[name] = info
         if "target_ids" not in info or info.get("over_max"):
             continue
+        progress(f"{name:8} {len(info['ids'])} tokens, target {info['target_text']!r}")
         for method in args.methods:
             tools = ["promptxray"]
             if method == "occlusion" or args.ig_floor:
                 tools.append("floor")
-            for tool in [*tools, *args.peers]:
-                projected = projected_seconds(
-                    "promptxray" if tool == "floor" else tool, method, info
-                )
-                left = deadline - time.perf_counter()
-                if projected > args.budget:
-                    run: dict[str, Any] = {"skipped": projected}
-                elif projected > left:
-                    run = {"skipped": projected, "why": f"; {left:.0f} s left of --total"}
-                else:
-                    if tool not in children and tool != "floor":
-                        children[tool] = Child(tool, args, log)
-                        progress(f"{tool} started in {children[tool].start_s:.0f} s")
-                    child = children["promptxray" if tool == "floor" else tool]
-                    job = {"op": "run", "tool": tool, "method": method, "prompt": name}
-                    job.update(info=info, limit_s=min(3 * args.budget, max(60, left)))
-                    run = child.ask(job)
-                runs[(tool, method, name)] = run
-                what = skip_note(run) if "error" in run or "skipped" in run else ""
-                progress(
-                    f"{name:8} {method:20} {tool:10} "
-                    + (what or f"{run['seconds']:.2f} s (projected {projected:.0f} s)")
-                )
+            for rank, tool in enumerate([*tools, *args.peers]):
+                mine = "promptxray" if tool == "floor" else tool
+                jobs.append((projected_seconds(mine, method, info), rank, name, method, tool))
+    for projected, _, name, method, tool in sorted(jobs):
+        left = deadline - time.perf_counter()
+        if projected > args.budget:
+            run: dict[str, Any] = {"skipped": projected}
+        elif projected > left:
+            run = {"skipped": projected, "why": f"; {max(left, 0):.0f} s left of --total"}
+        else:
+            if tool not in children and tool != "floor":
+                children[tool] = Child(tool, args, log)
+                progress(f"{tool} started in {children[tool].start_s:.0f} s")
+            child = children["promptxray" if tool == "floor" else tool]
+            job = {"op": "run", "tool": tool, "method": method, "prompt": name}
+            job.update(info=infos[name], limit_s=min(3 * args.budget, max(60, left)))
+            run = child.ask(job)
+        runs[(tool, method, name)] = run
+        what = skip_note(run) if "error" in run or "skipped" in run else ""
+        progress(
+            f"{name:8} {method:20} {tool:10} "
+            + (what or f"{run['seconds']:.2f} s (projected {projected:.0f} s)")
+        )
     for child in children.values():
         child.close()
 
