@@ -11,13 +11,14 @@ target's tokens:
   (32 steps, Captum's default Gauss-Legendre rule, the same baseline).
 
     pip install -e '.[bench]'   # captum==0.9.0, inseq==0.7.1: never runtime dependencies
-    python bench/peers.py [--max-tokens 1100] [--peers captum,inseq] [--budget 180]
-                          [--total 840] [--threads 0] [--ig-floor]
+    python bench/peers.py [--prompts capital,haiku,...] [--max-tokens 1100]
+                          [--peers captum,inseq] [--methods occlusion,integrated_gradients]
+                          [--budget 180] [--total 840] [--threads 0] [--ig-floor]
 
-Each tool lives in its own process, started once. Every prompt's target is fixed first; then
-the parent hands out runs one at a time, cheapest first by projection, so the most comparisons
-fit the time given (on a shared machine, ratios are as good as the load was steady). Peak
-memory is the process's peak RSS during the run (VmHWM, reset before each run).
+Each tool lives in its own process, started once; the parent hands them one run at a time,
+prompt by prompt (shortest first), method by method (promptxray, its floor, then the peers),
+so every comparison that runs is complete and its runs are minutes apart, under the same load.
+Peak memory is the process's peak RSS during the run (VmHWM, reset before each run).
 A run is skipped, and printed as such, when its projected time (from two timed forwards on the
 prompt) exceeds --budget seconds or what is left of --total; a run still going after
 3 x --budget (or at the end of --total, given at least a minute) is stopped. The columns
@@ -611,7 +612,8 @@ def print_table(
                     rho = spearman(ours["scores"], run["scores"])
                     definition = DEFINITIONS[(method, tool)]
                 print(
-                    f"{cells} {run['seconds']:8.2f} {fmt(ratio, '.1f', 6)} {fmt(diff, '.4f', 7)} "
+                    f"{cells} {run['seconds']:8.2f} {fmt(ratio, '.1f', 6)} "
+                    f"{fmt(diff, '.4f' if diff is None or diff >= 0.01 else '.0e', 7)} "
                     f"{fmt(rho, '.3f', 8)} {definition:>3} {fmt(run.get('peak_mb'), '.0f', 7)} "
                     f"{fmt(over_floor, '.2f', 10)}" + (f"  {note}" if note else "")
                 )
@@ -620,6 +622,7 @@ def print_table(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=1100, help="skip longer prompts")
+    parser.add_argument("--prompts", default=",".join(PEER_PROMPTS), help="names, in order")
     parser.add_argument("--peers", default="captum,inseq")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument(
@@ -636,6 +639,10 @@ def main() -> None:
     args = parser.parse_args()
     args.methods = [m for m in args.methods.split(",") if m]
     args.peers = [p for p in args.peers.split(",") if p]
+    args.prompts = [p for p in args.prompts.split(",") if p]
+    unknown = set(args.prompts) - set(PEER_PROMPTS)
+    if unknown:
+        parser.error(f"unknown prompts {sorted(unknown)}; choose from {', '.join(PEER_PROMPTS)}")
     if args.child:
         import torch
 
@@ -681,16 +688,15 @@ def run_all(
     infos: dict[str, dict[str, Any]],
     runs: dict[tuple[str, str, str], dict[str, Any]],
 ) -> None:
-    """Fix every prompt's target first; then run (tool, method, prompt) jobs cheapest first by
-    projection, so the most comparisons fit --total (filling `infos` and `runs`)."""
+    """Prompt by prompt (shortest first), method by method: promptxray, the floor, then the
+    peers, so every comparison that runs is complete (filling `infos` and `runs`)."""
     deadline = started + args.total
     children: dict[str, Child] = {"promptxray": Child("promptxray", args, log)}
 
     def progress(text: str) -> None:
         print(f"  [{time.perf_counter() - started:5.0f} s] {text}", file=sys.stderr, flush=True)
 
-    jobs = []
-    for name in PEER_PROMPTS:
+    for name in args.prompts:
         if time.perf_counter() > deadline:
             infos[name] = {"note": f"not run: --total {args.total:.0f} s reached"}
             continue
@@ -703,29 +709,27 @@ def run_all(
             tools = ["promptxray"]
             if method == "occlusion" or args.ig_floor:
                 tools.append("floor")
-            for rank, tool in enumerate([*tools, *args.peers]):
+            for tool in [*tools, *args.peers]:
                 mine = "promptxray" if tool == "floor" else tool
-                jobs.append((projected_seconds(mine, method, info), rank, name, method, tool))
-    for projected, _, name, method, tool in sorted(jobs):
-        left = deadline - time.perf_counter()
-        if projected > args.budget:
-            run: dict[str, Any] = {"skipped": projected}
-        elif projected > left:
-            run = {"skipped": projected, "why": f"; {max(left, 0):.0f} s left of --total"}
-        else:
-            if tool not in children and tool != "floor":
-                children[tool] = Child(tool, args, log)
-                progress(f"{tool} started in {children[tool].start_s:.0f} s")
-            child = children["promptxray" if tool == "floor" else tool]
-            job = {"op": "run", "tool": tool, "method": method, "prompt": name}
-            job.update(info=infos[name], limit_s=min(3 * args.budget, max(60, left)))
-            run = child.ask(job)
-        runs[(tool, method, name)] = run
-        what = skip_note(run) if "error" in run or "skipped" in run else ""
-        progress(
-            f"{name:8} {method:20} {tool:10} "
-            + (what or f"{run['seconds']:.2f} s (projected {projected:.0f} s)")
-        )
+                projected = projected_seconds(mine, method, info)
+                left = deadline - time.perf_counter()
+                if projected > args.budget:
+                    run: dict[str, Any] = {"skipped": projected}
+                elif projected > left:
+                    run = {"skipped": projected, "why": f"; {max(left, 0):.0f} s left of --total"}
+                else:
+                    if tool not in children and tool != "floor":
+                        children[tool] = Child(tool, args, log)
+                        progress(f"{tool} started in {children[tool].start_s:.0f} s")
+                    job = {"op": "run", "tool": tool, "method": method, "prompt": name}
+                    job.update(info=info, limit_s=min(3 * args.budget, max(60, left)))
+                    run = children[mine].ask(job)
+                runs[(tool, method, name)] = run
+                what = skip_note(run) if "error" in run or "skipped" in run else ""
+                progress(
+                    f"{name:8} {method:20} {tool:10} "
+                    + (what or f"{run['seconds']:.2f} s (projected {projected:.0f} s)")
+                )
     for child in children.values():
         child.close()
 
