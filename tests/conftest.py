@@ -9,9 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
-STORIES = Path(
-    os.environ.get("PROMPTXRAY_STORIES", REPO.parent / "shared" / "models" / "stories260K")
-)
+# The tiny real model ships with the tests (MIT; tests/models/stories260K/PROVENANCE.md).
+STORIES = Path(os.environ.get("PROMPTXRAY_STORIES", REPO / "tests" / "models" / "stories260K"))
 GOOD_FILES = sorted(
     p for p in DATA.iterdir() if p.is_file() and not p.name.startswith(("broken", "missing"))
 )
@@ -19,7 +18,7 @@ GOOD_FILES = sorted(
 
 @pytest.fixture(scope="session")
 def stories():
-    """The tiny real Llama model from ../shared (fast tests)."""
+    """The tiny real Llama model shipped in tests/models (fast tests)."""
     if not STORIES.exists():
         pytest.fail(f"stories260K not found at {STORIES}; set PROMPTXRAY_STORIES")
     from promptxray.explainers.backends import get_backend

@@ -14,12 +14,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "nvim_client.lua"
-STORIES = Path(
-    os.environ.get(
-        "PROMPTXRAY_STORIES",
-        Path(__file__).resolve().parents[2].parent / "shared" / "models" / "stories260K",
-    )
-)
+from tests.conftest import STORIES
 PROMPT = "Once upon a time there was a\nlittle girl named"
 
 

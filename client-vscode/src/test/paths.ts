@@ -20,7 +20,7 @@ export function testPython(): string {
   return fs.existsSync(venv) ? venv : 'python3';
 }
 
-/** The tiny test model: $PROMPTXRAY_STORIES, else <repo>/../shared/models/stories260K. */
+/** The tiny test model: $PROMPTXRAY_STORIES, else <repo>/tests/models/stories260K. */
 export function storiesModel(): string {
-  return process.env.PROMPTXRAY_STORIES ?? path.resolve(REPO, '..', 'shared', 'models', 'stories260K');
+  return process.env.PROMPTXRAY_STORIES ?? path.resolve(REPO, 'tests', 'models', 'stories260K');
 }

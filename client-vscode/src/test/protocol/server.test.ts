@@ -4,7 +4,7 @@
  * stories260K model), the same documents, commands and configuration changes.
  *
  * Python: $PROMPTXRAY_PYTHON, else <repo>/.venv/bin/python, else python3.
- * Model:  $PROMPTXRAY_STORIES, else <repo>/../shared/models/stories260K.
+ * Model:  $PROMPTXRAY_STORIES, else <repo>/tests/models/stories260K.
  */
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';

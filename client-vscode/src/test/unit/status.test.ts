@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 
 import { failureOf, modelLabel, progressState, StatusModel } from '../../common/status';
 
-const settings = { model: '/work/shared/models/stories260K', backend: 'torch', method: 'occlusion' };
+const settings = { model: '/home/user/models/stories260K', backend: 'torch', method: 'occlusion' };
 
 describe('progressState', () => {
   it('maps the server messages to states', () => {
