@@ -78,7 +78,7 @@ def main() -> None:
         )
         print(
             f"{name:9} auto → {auto.method:15} in {time.perf_counter() - started:.1f} s: "
-            f"{auto.details['auto']['reason']}"
+            f"{auto.auto.reason if auto.auto else ''}"
         )
     print(
         "\nmean comprehensiveness − sufficiency in log-probability (nats) over the prompts "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import AutoReport
 from promptxray.explainers.metrics import (
     CURVE_FRACTIONS,
     ERASER_BINS,
@@ -93,16 +94,16 @@ class AutoChoice:
             text += f"; skipped for time: {', '.join(self.skipped)}"
         return text
 
-    def report(self) -> dict[str, Any]:
-        return {
-            "chosen": self.chosen.spec.name,
-            "reason": self.reason(),
-            "criterion": "comprehensiveness - sufficiency (ERASER AOPC, in log-probability), "
+    def report(self) -> AutoReport:
+        return AutoReport(
+            chosen=self.chosen.spec.name,
+            reason=self.reason(),
+            criterion="comprehensiveness - sufficiency (ERASER AOPC, in log-probability), "
             "ties by deletion AUC",
-            "candidates": [c.row() for c in self.tried],
-            "skipped": self.skipped,
-            "budget_s": self.budget_s,
-        }
+            candidates=[c.row() for c in self.tried],
+            skipped=self.skipped,
+            budget_s=self.budget_s,
+        )
 
 
 def _faithfulness_sequences(n_units: int) -> int:

@@ -16,7 +16,7 @@ from promptxray.explainers.context import MethodContext
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
-from promptxray.explainers.inputs import build_input
+from promptxray.explainers.inputs import ModelInput, build_input
 from promptxray.explainers.metrics import Faithfulness, faithfulness
 from promptxray.explainers.registry import (
     AUTO,
@@ -49,14 +49,19 @@ class Prepared:
     source: str
     generated: bool
     started: float
+    body_start: int = 0
 
 
 def prepare(
     request: ExplainRequest,
     backend: Backend | None = None,
     progress: StageProgress | None = None,
+    model_input: ModelInput | None = None,
 ) -> tuple[Backend, Prepared]:
-    """Parse, tokenise and resolve the target once; every method then runs on the context."""
+    """Parse, tokenise and resolve the target once; every method then runs on the context.
+
+    `model_input`: the request's text already tokenised by `build_input` with this backend
+    (the chat passes the ids it generated from, so they are not rebuilt)."""
     if request.granularity not in GRANULARITIES:
         raise InvalidRequestError(
             f"unknown granularity {request.granularity!r}; use one of {', '.join(GRANULARITIES)}"
@@ -71,7 +76,8 @@ def prepare(
     started = time.perf_counter()
     backend.counters.reset()
 
-    model_input = build_input(doc, backend, request.chat_template)
+    if model_input is None:
+        model_input = build_input(doc, backend, request.chat_template)
     if not model_input.tokens:
         raise EmptyPromptError("the prompt has no tokens to explain")
     check_context(backend, len(model_input.ids), 1)
@@ -97,28 +103,50 @@ def prepare(
         options=dict(request.options),
         progress=(lambda d, t: progress("attribute", d, t)) if progress else None,
     )
-    return backend, Prepared(ctx, doc.source, generated, started)
+    return backend, Prepared(ctx, doc.source, generated, started, doc.body_start)
 
 
 def explain(
     request: ExplainRequest,
     backend: Backend | None = None,
     progress: StageProgress | None = None,
+    model_input: ModelInput | None = None,
 ) -> Explanation:
     """Explain what in `request.text` drives the model's answer, with the requested method
-    (or `method="auto"`: the most faithful of the cheap methods on this prompt)."""
+    (or `method="auto"`: the most faithful of the cheap methods on this prompt); with
+    `request.self_explain`, also ask the model why and check its answer against the scores."""
+    expl, backend = _explain(request, backend, progress, model_input)
+    if request.self_explain and expl.faithfulness is not None:
+        from promptxray.explainers.nl import self_explain
+
+        if progress:
+            progress("self-explain", 0, 1)
+        messages = parse_document(request.text, request.path).messages
+        prompt_text = "\n\n".join(m.content for m in messages)
+        expl.self_explanation = self_explain(backend, expl, prompt_text, lang=request.lang)
+        if progress:
+            progress("self-explain", 1, 1)
+    return expl
+
+
+def _explain(
+    request: ExplainRequest,
+    backend: Backend | None,
+    progress: StageProgress | None,
+    model_input: ModelInput | None,
+) -> tuple[Explanation, Backend]:
     if request.method == AUTO:
-        backend, prep = prepare(request, backend, progress)
+        backend, prep = prepare(request, backend, progress, model_input)
         if request.granularity == "auto":
             prep.ctx = replace(prep.ctx, units=_auto_level_units(prep))
         auto = choose_method(prep.ctx, prep.started)
-        result = auto.result
-        result.details = {**result.details, "auto": auto.report()}
-        return _assemble(request, prep, backend, auto.spec, result, auto.faithfulness)
+        expl = _assemble(request, prep, backend, auto.spec, auto.result, auto.faithfulness)
+        expl.auto = auto.report()
+        return expl, backend
     spec = get_method(request.method)
     if backend is not None:
         check_supported(spec, backend)
-    backend, prep = prepare(request, backend, progress)
+    backend, prep = prepare(request, backend, progress, model_input)
     check_supported(spec, backend)
     auto = request.granularity == "auto"
     result = _auto_granularity(spec, prep) if auto else spec.fn(prep.ctx)
@@ -132,7 +160,7 @@ def explain(
             "faithfulness_s": time.perf_counter() - prep.started - method_s,
             "faithfulness_forward_passes": backend.counters.forward_passes - passes,
         }
-    return _assemble(request, prep, backend, spec, result, faith)
+    return _assemble(request, prep, backend, spec, result, faith), backend
 
 
 def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
@@ -144,10 +172,8 @@ def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
         prep.ctx = replace(ctx, units=found.units)
         return MethodResult(
             unit_scores=found.scores,
-            details={
-                "hierarchy": found.details(),
-                "ablated_logprob": [float(ctx.base_score - v) for v in found.scores],
-            },
+            hierarchy=found.info(),
+            ablated_logprob=[float(ctx.base_score - v) for v in found.scores],
         )
     prep.ctx = replace(ctx, units=_auto_level_units(prep))
     return spec.fn(prep.ctx)
@@ -197,7 +223,6 @@ def _assemble(
     details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
     if faith is not None:
         metrics.update(faith.metrics())
-        details["faithfulness"] = faith.details()
     return Explanation(
         method=spec.name,
         backend=backend.name,
@@ -214,6 +239,12 @@ def _assemble(
         metrics=metrics,
         details=details,
         path=request.path,
+        score_kind=spec.score_kind,
+        body_start=prep.body_start,
+        ablated_logprob=result.ablated_logprob,
+        hierarchy=result.hierarchy,
+        faithfulness=None if faith is None else faith.curves(),
+        counterfactuals=result.counterfactuals,
     )
 
 

@@ -10,11 +10,11 @@ Each level is one batched call that reuses the prompt's key/value prefix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import HierarchyInfo
 from promptxray.explainers.units import group_units
 
 COVER = 0.8  # refine the top units until they hold this share of the level's total |score|
@@ -37,14 +37,15 @@ class Hierarchy:
     refined_lines: list[int] = field(default_factory=list)
     refined_words: int = 0
 
-    def details(self) -> dict[str, Any]:
-        return {
-            "unit_kinds": self.kinds,
-            "line_scores": [float(s) for s in self.line_scores],
-            "line_token_indices": self.line_units,
-            "refined_lines": self.refined_lines,
-            "refined_words": self.refined_words,
-        }
+    def info(self) -> HierarchyInfo:
+        """The typed record an Explanation carries (levels and the line pass)."""
+        return HierarchyInfo(
+            unit_kinds=list(self.kinds),
+            line_scores=[float(s) for s in self.line_scores],
+            line_token_indices=self.line_units,
+            refined_lines=self.refined_lines,
+            refined_words=self.refined_words,
+        )
 
 
 def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int]) -> np.ndarray:

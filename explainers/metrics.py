@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from promptxray.explainers.details import FaithfulnessCurves
 
 ERASER_BINS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
 CURVE_FRACTIONS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -66,17 +67,17 @@ class Faithfulness:
             "sufficiency_logprob": self.sufficiency_logprob,
         }
 
-    def details(self) -> dict[str, Any]:
-        """The curves and per-bin values, for Explanation.details["faithfulness"]."""
-        return {
-            "fractions": self.fractions,
-            "counts": self.counts,
-            "deletion_logprob": self.deletion_logprob,
-            "insertion_logprob": self.insertion_logprob,
-            "bins": self.bins,
-            "units": "probability of the whole target; AOPC over bins "
+    def curves(self) -> FaithfulnessCurves:
+        """The curves and per-bin values, for Explanation.faithfulness."""
+        return FaithfulnessCurves(
+            fractions=self.fractions,
+            counts=self.counts,
+            deletion_logprob=self.deletion_logprob,
+            insertion_logprob=self.insertion_logprob,
+            bins=self.bins,
+            units="probability of the whole target; AOPC over bins "
             + "/".join(f"{b:.0%}" for b in ERASER_BINS),
-        }
+        )
 
     @property
     def score(self) -> float:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptxray.explainers.details import Counterfactuals, HierarchyInfo, ScoreKind
 from promptxray.explainers.errors import UnknownMethodError, UnsupportedMethodError
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ class MethodResult:
     unit_scores: np.ndarray | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # typed figures that front ends read (copied onto the Explanation)
+    ablated_logprob: list[float] | None = None
+    hierarchy: HierarchyInfo | None = None
+    counterfactuals: Counterfactuals | None = None
 
     def scores_per_unit(self, units: list[list[int]]) -> np.ndarray:
         """The unit scores, or each unit's sum of token scores when the method gave only those."""
@@ -53,9 +58,13 @@ class MethodSpec:
     summary: str
     needs_gradients: bool = False
     needs_attentions: bool = False
-    # False for methods whose scores are not about the target (activation_max): no
-    # faithfulness figures are computed for them.
-    attributes_target: bool = True
+    # what a span's score means (details.ScoreKind); the wording of sentences follows from it
+    score_kind: ScoreKind = "estimate"
+
+    @property
+    def attributes_target(self) -> bool:
+        """False for scores that are not about the answer (activation_max): no faithfulness."""
+        return self.score_kind != "activation"
 
     @property
     def forward_only(self) -> bool:
@@ -75,13 +84,13 @@ def register(
     summary: str,
     needs_gradients: bool = False,
     needs_attentions: bool = False,
-    attributes_target: bool = True,
+    score_kind: ScoreKind = "estimate",
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator adding a method function to the table under `name`."""
 
     def add(fn: MethodFn) -> MethodFn:
         _METHODS[name] = MethodSpec(
-            name, fn, summary, needs_gradients, needs_attentions, attributes_target
+            name, fn, summary, needs_gradients, needs_attentions, score_kind
         )
         return fn
 
@@ -111,8 +120,13 @@ AUTO = "auto"  # not a method but a choice among them (explainers/auto.py)
 
 def validate_method(name: str) -> None:
     """Raise UnknownMethodError unless `name` is a registered method or "auto"."""
-    if name != AUTO:
+    if name == AUTO:
+        return
+    try:
         get_method(name)
+    except UnknownMethodError:
+        known = ", ".join([*sorted(_METHODS), AUTO])
+        raise UnknownMethodError(f"unknown method {name!r}; available: {known}") from None
 
 
 def check_supported(spec: MethodSpec, backend: Any) -> None:

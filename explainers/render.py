@@ -151,7 +151,8 @@ def _header(expl: Explanation) -> str:
 
 def render_text(expl: Explanation, source: str, color: bool = True, top_k: int = 5) -> str:
     """The whole source with spans tinted by score (or top spans marked `[[...]]` when
-    `color=False`), followed by the top drivers and the metrics."""
+    `color=False`), followed by the top drivers. The figures and their meaning are the
+    report's (`nl.describe`), printed after this by the CLI, so they are stated once."""
     merged = _merge(expl.spans, source)
     ranked = _ranked(merged)
     top = [s for s in ranked if s.score != 0.0][: max(0, top_k)]
@@ -187,16 +188,6 @@ def render_text(expl: Explanation, source: str, color: bool = True, top_k: int =
         )
     if not top:
         lines.append("  (none: every score is zero)")
-    faith = faithfulness_line(expl)
-    if faith:
-        lines += ["", faith]
-    reason = auto_reason(expl)
-    if reason:
-        lines.append(reason)
-    other = {k: v for k, v in expl.metrics.items() if k not in dict(_FAITH_LABELS)}
-    if other:
-        lines.append("")
-        lines.extend(f"{name}: {value:.4g}" for name, value in other.items())
     return f"{_header(expl)}\n\n{body}\n" + "\n".join(lines) + "\n"
 
 

@@ -10,10 +10,28 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from promptxray.explainers.details import (
+    AutoReport,
+    Counterfactuals,
+    FaithfulnessCurves,
+    HierarchyInfo,
+    SelfExplanation,
+)
+
 Granularity = Literal["token", "word", "line"]
 GRANULARITIES: tuple[str, ...] = ("token", "word", "line", "auto")
 FIXED_GRANULARITIES: tuple[str, ...] = ("token", "word", "line")  # what units.group_units makes
-SCHEMA_VERSION = 1
+# 2: typed fields (ablated_logprob, hierarchy, faithfulness, auto, counterfactuals,
+# self_explanation, score_kind, body_start) instead of keys of `details`; version 1 still reads.
+SCHEMA_VERSION = 2
+# version-1 keys of `details` that became typed fields, and how each is read
+_TYPED_DETAILS: dict[str, Any] = {
+    "ablated_logprob": list,
+    "hierarchy": HierarchyInfo.from_dict,
+    "faithfulness": FaithfulnessCurves.from_dict,
+    "auto": AutoReport.from_dict,
+    "self_explanation": SelfExplanation.from_dict,
+}
 
 
 @dataclass
@@ -81,6 +99,8 @@ class ExplainRequest:
     options: dict[str, Any] = field(default_factory=dict)
     faithfulness: bool = True  # measure deletion/insertion and ERASER figures (a few forwards)
     target_ids: list[int] | None = None  # explain exactly these target tokens (overrides target)
+    self_explain: bool = False  # also ask the model why it answered so (one generation)
+    lang: str = "en"  # language of the self-explanation question
 
 
 @dataclass
@@ -100,9 +120,22 @@ class Explanation:
     forward_passes: int
     sequences_scored: int
     metrics: dict[str, float] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # method-specific extras
     path: str | None = None
     schema_version: int = SCHEMA_VERSION
+    score_kind: str = ""  # details.ScoreKind: what a span's score means ("": from the method)
+    body_start: int = 0  # where the prompt's body starts in the file (after front matter)
+    # removal methods: the target's log-probability with each span removed (same order)
+    ablated_logprob: list[float] | None = None
+    hierarchy: HierarchyInfo | None = None  # granularity "auto": levels and the line pass
+    faithfulness: FaithfulnessCurves | None = None  # curves behind the faithfulness metrics
+    auto: AutoReport | None = None  # method "auto": what it chose and why
+    counterfactuals: Counterfactuals | None = None
+    self_explanation: SelfExplanation | None = None
+
+    def __post_init__(self) -> None:
+        if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds
+            self.score_kind = _builtin_score_kind(self.method)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,12 +154,69 @@ class Explanation:
         data["target"] = Target(**target)
         data["tokens"] = [Token(**t) for t in data["tokens"]]
         data["spans"] = [Span(**s) for s in data["spans"]]
+        details = dict(data.get("details") or {})
+        if data.get("schema_version", 1) < 2:  # typed fields were keys of `details`
+            for key in _TYPED_DETAILS:
+                if key in details:
+                    data[key] = details.pop(key)
+            if "counterfactuals" in details:
+                data["counterfactuals"] = {
+                    "found": details.pop("counterfactuals"),
+                    "original_target_prob": details.pop("original_target_prob", 0.0),
+                    "ranked_units": details.pop("ranked_units", []),
+                    "rejected_on_verification": details.pop("rejected_on_verification", 0),
+                }
+            data["schema_version"] = SCHEMA_VERSION
+        data["details"] = details
+        for key, read in _TYPED_DETAILS.items():
+            if isinstance(data.get(key), dict):
+                data[key] = read(data[key])
+        if isinstance(data.get("counterfactuals"), dict):
+            data["counterfactuals"] = Counterfactuals.from_dict(data["counterfactuals"])
         return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> Explanation:
         return cls.from_dict(json.loads(text))
 
+    def ablated_prob(self, index: int) -> float | None:
+        """The target's probability with span `index` removed (removal methods only)."""
+        import math
+
+        values = self.ablated_logprob
+        if values is None or not 0 <= index < len(values):
+            return None
+        return math.exp(values[index])
+
+    def unit_of(self, index: int) -> str:
+        """What span `index` is: its level (line, word, token) under granularity "auto"."""
+        kinds = self.hierarchy.unit_kinds if self.hierarchy else None
+        if kinds is not None and len(kinds) == len(self.spans):
+            return kinds[index]
+        return self.granularity
+
+    def rank_of(self, index: int) -> int:
+        """1-based rank of span `index` by |score|."""
+        own = abs(self.spans[index].score)
+        return 1 + sum(1 for s in self.spans if abs(s.score) > own)
+
+    def span_at(self, offset: int) -> int | None:
+        """The index of the span under a character offset of the file, if any."""
+        for i, span in enumerate(self.spans):
+            if span.start <= offset < span.end:
+                return i
+        return None
+
     def ranked_spans(self) -> list[Span]:
         """Spans from most to least influential (by absolute score)."""
         return sorted(self.spans, key=lambda s: abs(s.score), reverse=True)
+
+
+def _builtin_score_kind(method: str) -> str:
+    """The score kind of a built-in method, for Explanations that do not say (version-1 files,
+    hand-made ones); the registry's `MethodSpec.score_kind` is the source for new results."""
+    if method in ("occlusion", "counterfactual"):
+        return "removal"
+    if method in ("saliency", "attention", "attention_rollout"):
+        return "salience"
+    return "activation" if method == "activation_max" else "estimate"

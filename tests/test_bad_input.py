@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from promptxray.cli import main
 from promptxray.explainers.backends.torch_backend import TorchBackend
-from promptxray.explainers.cli import main
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
 

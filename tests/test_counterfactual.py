@@ -13,6 +13,7 @@ import torch
 import promptxray.explainers.methods.counterfactual  # noqa: F401  (registers the method)
 from promptxray.explainers.backends.base import Backend, PaddedBatch
 from promptxray.explainers.backends.onnx_backend import OnnxBackend
+from promptxray.explainers.details import Edit
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
@@ -31,51 +32,51 @@ def direct_next_token(model, ids: list[int]) -> int:
         return int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
 
 
-def rebuilt_ids(backend, text: str, granularity: str, edits: list[dict]) -> list[int]:
+def rebuilt_ids(backend, text: str, granularity: str, edits: list[Edit]) -> list[int]:
     """The edited prompt ids, rebuilt from the original ids and the reported edits."""
     model_input = build_input(parse_document(text), backend)
     units = group_units(text, model_input.tokens, granularity)
     drop: set[int] = set()
     put: dict[int, int] = {}
     for edit in edits:
-        positions = [model_input.positions[i] for i in units[edit["unit"]]]
+        positions = [model_input.positions[i] for i in units[edit.unit]]
         drop.update(positions)
-        if edit["action"] == "replace":
-            put[min(positions)] = edit["replacement_id"]
+        if edit.action == "replace":
+            put[min(positions)] = edit.replacement_id
     return [put.get(p, t) for p, t in enumerate(model_input.ids) if p not in drop or p in put]
 
 
 def check_counterfactuals(backend, text: str, granularity: str, expl) -> None:
     target = [t.token_id for t in expl.target.tokens]
-    found = expl.details["counterfactuals"]
+    found = expl.counterfactuals.found
     assert expl.metrics["counterfactuals_found"] == len(found)
     for cf in found:
-        assert len(cf["edits"]) == expl.metrics["counterfactual_min_edits"]
-        ids = rebuilt_ids(backend, text, granularity, cf["edits"])
-        assert cf["ids"] == ids
-        assert direct_next_token(backend.model, ids) != target[0], cf["prompt"]
+        assert len(cf.edits) == expl.metrics["counterfactual_min_edits"]
+        ids = rebuilt_ids(backend, text, granularity, cf.edits)
+        assert cf.ids == ids
+        assert direct_next_token(backend.model, ids) != target[0], cf.prompt
         regenerated = backend.generate(ids, len(target))
-        assert regenerated == cf["new_target_ids"]
+        assert regenerated == cf.new_target_ids
         assert regenerated[0] != target[0]
-        assert cf["new_target"] == backend.decode(regenerated)
+        assert cf.new_target == backend.decode(regenerated)
         new_lp = direct_target_logprob(backend.model, ids, regenerated)
         old_lp = direct_target_logprob(backend.model, ids, target)
-        assert cf["new_target_prob"] == pytest.approx(math.exp(new_lp), rel=1e-3, abs=1e-9)
-        assert cf["original_target_prob"] == pytest.approx(math.exp(old_lp), rel=1e-3, abs=1e-9)
+        assert cf.new_target_prob == pytest.approx(math.exp(new_lp), rel=1e-3, abs=1e-9)
+        assert cf.original_target_prob == pytest.approx(math.exp(old_lp), rel=1e-3, abs=1e-9)
         expected = text
-        for edit in sorted(cf["edits"], key=lambda e: -e["unit"]):  # right to left
-            assert edit["action"] in ("remove", "replace")
-            span = expl.spans[edit["unit"]]
-            assert edit["text"] == span.text
+        for edit in sorted(cf.edits, key=lambda e: -e.unit):  # right to left
+            assert edit.action in ("remove", "replace")
+            span = expl.spans[edit.unit]
+            assert edit.text == span.text
             start = min(expl.tokens[i].start for i in span.token_indices)
             end = max(expl.tokens[i].end for i in span.token_indices)
-            expected = expected[:start] + edit.get("replacement", "") + expected[end:]
-        assert cf["prompt"] == expected
+            expected = expected[:start] + (edit.replacement or "") + expected[end:]
+        assert cf.prompt == expected
 
 
 def test_france_counterfactuals_change_the_greedy_answer(smol):
     expl = explain(request_for(FRANCE, method="counterfactual", granularity="word"), backend=smol)
-    assert expl.details["counterfactuals"], "no counterfactual found for the France prompt"
+    assert expl.counterfactuals.found, "no counterfactual found for the France prompt"
     assert expl.metrics["counterfactual_min_edits"] >= 1
     check_counterfactuals(smol, FRANCE, "word", expl)
     json.dumps(expl.details)
@@ -93,7 +94,7 @@ def test_stories_shape_options_and_occlusion_scores(stories):
         "counterfactual_min_edits",
         "counterfactual_candidates_checked",
     }
-    assert 1 <= len(expl.details["counterfactuals"]) <= 2
+    assert 1 <= len(expl.counterfactuals.found) <= 2
     assert expl.metrics["counterfactual_candidates_checked"] >= 1
     check_counterfactuals(stories, STORY, "word", expl)
     json.dumps(expl.details)
@@ -106,10 +107,10 @@ def test_stories_shape_options_and_occlusion_scores(stories):
         ),
         backend=stories,
     )
-    for cf in removal_only.details["counterfactuals"]:
-        assert all(e["action"] == "remove" for e in cf["edits"])
-        assert {e["unit"] for e in cf["edits"]} <= set(removal_only.details["ranked_units"])
-    assert len(removal_only.details["ranked_units"]) == 3
+    for cf in removal_only.counterfactuals.found:
+        assert all(e.action == "remove" for e in cf.edits)
+        assert {e.unit for e in cf.edits} <= set(removal_only.counterfactuals.ranked_units)
+    assert len(removal_only.counterfactuals.ranked_units) == 3
     # Removing one of the 3 top units gives at most 3 candidates of size 1, and so on.
     assert removal_only.metrics["counterfactual_candidates_checked"] <= 3 + 3 + 1
 
@@ -138,11 +139,11 @@ def test_runs_on_the_onnx_code_path(stories):
     onnx_like = TorchLogitsOnnx(stories)
     assert onnx_like.name == "onnx" and not onnx_like.supports_gradients
     expl = explain(request_for(STORY, method="counterfactual"), backend=onnx_like)
-    found = expl.details["counterfactuals"]
-    assert found and any(e["action"] == "replace" for cf in found for e in cf["edits"])
+    found = expl.counterfactuals.found
+    assert found and any(e.action == "replace" for cf in found for e in cf.edits)
     target = [t.token_id for t in expl.target.tokens]
     for cf in found:  # verified on the real torch model
-        assert direct_next_token(stories.model, cf["ids"]) != target[0]
+        assert direct_next_token(stories.model, cf.ids) != target[0]
 
 
 class NoLogitsBackend(Backend):

@@ -90,9 +90,9 @@ def test_occlusion_is_more_faithful_than_random_on_the_default_model(smol, text)
     expl = explain(request_for(text, method="occlusion", granularity="word"), backend=smol)
     for key in ("comprehensiveness", "sufficiency", "deletion_auc", "insertion_auc"):
         assert math.isfinite(expl.metrics[key])
-    curves = expl.details["faithfulness"]
-    assert curves["deletion_logprob"][0] == pytest.approx(expl.target.logprob, abs=1e-6)
-    assert curves["insertion_logprob"][-1] == pytest.approx(expl.target.logprob, abs=1e-6)
+    curves = expl.faithfulness
+    assert curves.deletion_logprob[0] == pytest.approx(expl.target.logprob, abs=1e-6)
+    assert curves.insertion_logprob[-1] == pytest.approx(expl.target.logprob, abs=1e-6)
 
     _, prep = prepare(request_for(text, granularity="word"), backend=smol)
     n = len(prep.ctx.units)
@@ -106,25 +106,25 @@ def test_occlusion_is_more_faithful_than_random_on_the_default_model(smol, text)
 def test_faithfulness_can_be_turned_off(stories):
     request = request_for("Once upon a time there was a cat.", faithfulness=False)
     expl = explain(request, backend=stories)
-    assert "comprehensiveness" not in expl.metrics and "faithfulness" not in expl.details
+    assert "comprehensiveness" not in expl.metrics and expl.faithfulness is None
 
 
 def test_auto_returns_the_most_faithful_method_and_says_why(smol):
     request = request_for(PROMPTS[0], method="auto", granularity="word", options={"budget_s": 600})
     expl = explain(request, backend=smol)
-    auto = expl.details["auto"]
-    assert auto["chosen"] == expl.method
-    assert len(auto["candidates"]) >= 3 and not auto["skipped"]
-    best = max(auto["candidates"], key=lambda c: c["score"])
+    auto = expl.auto
+    assert auto.chosen == expl.method
+    assert len(auto.candidates) >= 3 and not auto.skipped
+    best = max(auto.candidates, key=lambda c: c["score"])
     assert best["method"] == expl.method
-    assert expl.method in auto["reason"] and "budget" in auto["reason"]
-    chosen = next(c for c in auto["candidates"] if c["method"] == expl.method)
+    assert expl.method in auto.reason and "budget" in auto.reason
+    chosen = next(c for c in auto.candidates if c["method"] == expl.method)
     assert chosen["comprehensiveness"] == pytest.approx(expl.metrics["comprehensiveness"])
 
 
 def test_auto_keeps_to_its_budget(stories):
     request = request_for("Once upon a time", method="auto", options={"budget_s": 0})
     expl = explain(request, backend=stories)
-    auto = expl.details["auto"]
-    assert [c["method"] for c in auto["candidates"]] == ["occlusion"]
-    assert auto["skipped"] and "skipped for time" in auto["reason"]
+    auto = expl.auto
+    assert [c["method"] for c in auto.candidates] == ["occlusion"]
+    assert auto.skipped and "skipped for time" in auto.reason

@@ -85,7 +85,7 @@ def test_hierarchical_units_have_their_plain_leave_one_out_scores(smol):
     ctx = prep.ctx
     covered = sorted(i for span in expl.spans for i in span.token_indices)
     assert covered == list(range(len(ctx.input.tokens)))  # a partition of the prompt
-    kinds = expl.details["hierarchy"]["unit_kinds"]
+    kinds = expl.hierarchy.unit_kinds
     assert {"line", "word"} <= set(kinds) or {"line", "token"} <= set(kinds)
     target = [t.token_id for t in expl.target.tokens]
     base = direct_target_logprob(smol.model, ctx.input.ids, target)
@@ -103,17 +103,14 @@ def test_hierarchical_units_have_their_plain_leave_one_out_scores(smol):
     # the line pass is kept, and equals plain line-level occlusion
     lines = group_units(prep.source, ctx.input.tokens, "line")
     line_plain = explain(request_for(SUPPORT, granularity="line", faithfulness=False), smol)
-    assert expl.details["hierarchy"]["line_token_indices"] == lines
-    assert (
-        np.abs(np.array(expl.details["hierarchy"]["line_scores"]) - _scores(line_plain)).max()
-        < 1e-4
-    )
+    assert expl.hierarchy.line_token_indices == lines
+    assert np.abs(np.array(expl.hierarchy.line_scores) - _scores(line_plain)).max() < 1e-4
 
 
 def test_auto_granularity_refines_only_what_matters(stories):
     long = "\n".join([STORY] * 6)
     expl = explain(request_for(long, granularity="auto", faithfulness=False), backend=stories)
-    kinds = expl.details["hierarchy"]["unit_kinds"]
+    kinds = expl.hierarchy.unit_kinds
     assert kinds.count("line") >= len(long.splitlines()) - 8  # at most 8 lines are split
     word_level = explain(request_for(long, granularity="word", faithfulness=False), stories)
     assert expl.sequences_scored < word_level.sequences_scored

@@ -27,6 +27,7 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     "attention",
     "last-layer attention from the answer's positions to each prompt token, averaged over heads",
     needs_attentions=True,
+    score_kind="salience",
 )
 def attention(ctx: MethodContext) -> MethodResult:
     layers = layer_attentions(ctx)

@@ -26,6 +26,7 @@ def rollout(layers: list[torch.Tensor]) -> torch.Tensor:
     "attention_rollout",
     "attention rolled out through every layer (residuals included) from the answer's positions",
     needs_attentions=True,
+    score_kind="salience",
 )
 def attention_rollout(ctx: MethodContext) -> MethodResult:
     layers = layer_attentions(ctx)

@@ -20,6 +20,7 @@ import numpy as np
 
 from promptxray.explainers.backends.base import Backend, PaddedBatch, left_pad
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import Counterfactuals
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.registry import MethodResult, register
 
@@ -214,6 +215,7 @@ def describe(
     "counterfactual",
     "the smallest edits (remove a unit or swap in a likely alternative) that change the "
     "model's greedy answer, verified by regenerating",
+    score_kind="removal",
 )
 def counterfactual(ctx: MethodContext) -> MethodResult:
     """Options: alternatives (3) replacement tokens per unit, 0 for removal only; max_units (8)
@@ -277,10 +279,13 @@ def counterfactual(ctx: MethodContext) -> MethodResult:
             "counterfactual_min_edits": float(size_found),
             "counterfactual_candidates_checked": float(checked),
         },
-        details={
-            "counterfactuals": found,
-            "original_target_prob": float(np.exp(ctx.base_score)),
-            "ranked_units": ranked,
-            "rejected_on_verification": rejected,
-        },
+        ablated_logprob=[float(ctx.base_score - s) for s in scores],
+        counterfactuals=Counterfactuals.from_dict(
+            {
+                "found": found,
+                "original_target_prob": float(np.exp(ctx.base_score)),
+                "ranked_units": ranked,
+                "rejected_on_verification": rejected,
+            }
+        ),
     )

@@ -10,6 +10,7 @@ from promptxray.explainers.registry import MethodResult, register
 @register(
     "occlusion",
     "leave-one-out: the drop in the target's log-probability when a token, word or line is removed",
+    score_kind="removal",
 )
 def occlusion(ctx: MethodContext) -> MethodResult:
     variants = [ctx.ids_without(unit) for unit in ctx.units]
@@ -18,5 +19,5 @@ def occlusion(ctx: MethodContext) -> MethodResult:
     ).sum(axis=1)
     return MethodResult(
         unit_scores=ctx.base_score - ablated,
-        details={"ablated_logprob": [float(x) for x in ablated]},
+        ablated_logprob=[float(x) for x in ablated],
     )

@@ -12,6 +12,7 @@ from promptxray.explainers.registry import MethodResult, register
     "saliency",
     "gradient norm on input embeddings: how sensitive the answer is to each token (unsigned)",
     needs_gradients=True,
+    score_kind="salience",
 )
 def saliency(ctx: MethodContext) -> MethodResult:
     _, grads = embedding_gradients(ctx)

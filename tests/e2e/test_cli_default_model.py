@@ -16,7 +16,7 @@ CAPITAL = REPO / "examples" / "capital.prompt"
 
 def promptxray(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promptxray") or ""
-    cmd = [exe] if exe else [sys.executable, "-m", "promptxray.explainers.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "promptxray.cli"]
     return subprocess.run(
         [*cmd, *args], input=stdin, capture_output=True, text=True, timeout=600, check=False
     )
@@ -73,7 +73,7 @@ def test_auto_faithfulness_plain_language_and_self_explanation():
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Chosen by auto:" in out and "most faithful" in out
-    assert "Faithfulness: comprehensiveness" in out
-    assert "主要驱动" in out and "忠实度" in out
+    assert "自动选出" in out and "most faithful" in out  # auto's choice and its reason
+    assert out.count("忠实度：") == 1  # the figures are stated once, in the report
+    assert "主要驱动" in out and "comprehensiveness" in out
     assert "模型" in out.split("忠实度")[-1]  # the self-explanation follows, in Chinese

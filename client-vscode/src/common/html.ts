@@ -5,14 +5,14 @@
 
 import type { ClientSettings } from './settings';
 
-/** Arguments after the interpreter: `-m promptxray.explainers.cli explain FILE --format html -o OUT`. */
+/** Arguments after the interpreter: `-m promptxray.cli explain FILE --format html -o OUT`. */
 export function htmlCliArgs(
   settings: Pick<ClientSettings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'>,
   file: string,
   out: string,
   overrides: { method?: string; target?: string | null } = {},
 ): string[] {
-  const args = ['-m', 'promptxray.explainers.cli', 'explain', file, '--format', 'html', '-o', out];
+  const args = ['-m', 'promptxray.cli', 'explain', file, '--format', 'html', '-o', out];
   args.push('--method', overrides.method ?? settings.method);
   args.push('--granularity', settings.granularity);
   args.push('--backend', settings.backend);

@@ -7,7 +7,7 @@ import { DEFAULTS } from '../../common/settings';
 describe('HTML view', () => {
   it('runs the CLI with the settings', () => {
     const args = htmlCliArgs({ ...DEFAULTS, model: '/m/tiny', maxNewTokens: 4 }, '/p/a.prompt', '/t/out.html');
-    assert.deepEqual(args.slice(0, 8), ['-m', 'promptxray.explainers.cli', 'explain', '/p/a.prompt', '--format', 'html', '-o', '/t/out.html']);
+    assert.deepEqual(args.slice(0, 8), ['-m', 'promptxray.cli', 'explain', '/p/a.prompt', '--format', 'html', '-o', '/t/out.html']);
     const pairs = Object.fromEntries(
       args.slice(8).flatMap((a, i, all) => (a.startsWith('--') ? [[a, all[i + 1]]] : [])),
     );

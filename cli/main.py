@@ -1,4 +1,5 @@
-"""The `promptxray` command: explain a prompt file in the terminal, as JSON, or as an HTML page.
+"""The `promptxray` command: explain a prompt file in the terminal, as JSON, or as an HTML page;
+`promptxray lsp` and `promptxray chat` start the other front ends (imported only then).
 
 Errors a user can fix print one line on stderr and exit with status 2.
 """
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from promptxray.explainers.errors import PromptXrayError
-from promptxray.explainers.nl import LANGUAGES
+from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest
 
 DESCRIPTION = "Show which parts of a prompt drive a language model's answer."
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="en",
         choices=LANGUAGES,
         help="language of the plain-language explanation (text format)",
+    )
+    ex.add_argument(
+        "--no-effect-threshold",
+        type=float,
+        default=NO_EFFECT_NATS,
+        metavar="NATS",
+        help=f"|effect| under this many nats: 'no measurable effect' (default {NO_EFFECT_NATS})",
     )
     ex.add_argument(
         "--self-explain",
@@ -155,6 +163,8 @@ def run_explain(args: argparse.Namespace) -> int:
         chat_template={"auto": None, "on": True, "off": False}[args.chat],
         options=parse_options(args.option),
         faithfulness=not args.no_faithfulness,
+        self_explain=args.self_explain,
+        lang=args.lang,
     )
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.documents import parse_document
@@ -166,14 +176,6 @@ def run_explain(args: argparse.Namespace) -> int:
         args.backend, args.model, trust_remote_code=args.trust_remote_code, progress=_say
     )
     explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
-    self_text = None
-    if args.self_explain:
-        from promptxray.explainers.nl import describe_self_explanation, self_explain
-
-        prompt_text = "\n\n".join(m.content for m in parse_document(source, path).messages)
-        found = self_explain(backend, explanation, prompt_text, lang=args.lang)
-        explanation.details["self_explanation"] = found.to_dict()
-        self_text = describe_self_explanation(found, args.lang)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
@@ -187,9 +189,8 @@ def run_explain(args: argparse.Namespace) -> int:
             from promptxray.explainers.nl import describe
 
             out.write(render_text(explanation, source, color=color, top_k=args.top))
-            out.write("\n" + describe(explanation, lang=args.lang) + "\n")
-            if self_text:
-                out.write("\n" + self_text + "\n")
+            report = describe(explanation, lang=args.lang, threshold=args.no_effect_threshold)
+            out.write("\n" + report + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
@@ -233,12 +234,32 @@ def run_methods() -> int:
     return 0
 
 
+EXTRAS = {"lsp": ("pygls", "lsprotocol"), "chat": ("gradio",)}
+
+
+def _front_end(module: str, extra: str) -> Any:
+    """The `main` of a front end that ships as an extra, or None (with one line saying how to
+    install it) when its packages are missing."""
+    import importlib
+
+    for package in EXTRAS[extra]:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            print(
+                f"promptxray: error: `promptxray {extra}` needs {package}: "
+                f"pip install 'promptxray[{extra}]'",
+                file=sys.stderr,
+            )
+            return None
+    return importlib.import_module(module).main
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["chat"]:  # the chat parses its own options (python -m promptxray.chat_ui)
-        from promptxray.chat_ui.__main__ import main as chat_main
-
-        return chat_main(argv[1:])
+        chat_main = _front_end("promptxray.chat_ui.__main__", "chat")
+        return 2 if chat_main is None else int(chat_main(argv[1:]))
     args = build_parser().parse_args(argv)
     _quiet_transformers()
     try:
@@ -247,9 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "export-onnx":
             return run_export(args)
         if args.command == "lsp":
-            from promptxray.server.__main__ import main as serve
-
-            return serve(["--tcp", *args.tcp] if args.tcp else [])
+            serve = _front_end("promptxray.server.__main__", "lsp")
+            if serve is None:
+                return 2
+            return int(serve(["--tcp", *args.tcp] if args.tcp else []))
         return run_explain(args)
     except PromptXrayError as exc:
         print(f"promptxray: error: {exc}", file=sys.stderr)

@@ -1,0 +1,155 @@
+"""Typed parts of an `Explanation` that front ends read: the removal effect of each span, the
+levels of a hierarchical run, faithfulness curves, `auto`'s choice, counterfactuals and the
+model's self-explanation. Plain dataclasses (no torch), JSON-able with `dataclasses.asdict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+# What a method's span score means (MethodSpec.score_kind): the wording of every sentence and
+# the "no measurable effect" rule follow from it.
+#   removal    the measured drop in the answer's log-probability when the span is removed (nats)
+#   estimate   a signed estimate of that effect (nats, not measured by a removal)
+#   salience   an unsigned magnitude (gradient norm, attention weight): no direction, no unit
+#   activation not about the answer at all (a neuron's activation)
+ScoreKind = Literal["removal", "estimate", "salience", "activation"]
+SCORE_KINDS: tuple[str, ...] = ("removal", "estimate", "salience", "activation")
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass from a dict, ignoring keys it does not know (newer files stay readable)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class HierarchyInfo:
+    """granularity "auto": each span's level and the whole line-level pass it started from."""
+
+    unit_kinds: list[str]
+    line_scores: list[float]
+    line_token_indices: list[list[int]]
+    refined_lines: list[int] = field(default_factory=list)
+    refined_words: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HierarchyInfo:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass
+class FaithfulnessCurves:
+    """Deletion and insertion curves (target log-probability after removing / keeping the top
+    `counts` units) and the ERASER bins; the headline figures are in `Explanation.metrics`."""
+
+    fractions: list[float]
+    counts: list[int]
+    deletion_logprob: list[float]
+    insertion_logprob: list[float]
+    bins: dict[str, dict[str, float]]
+    units: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaithfulnessCurves:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass
+class AutoReport:
+    """method "auto": which method it chose, why, and the candidates it compared."""
+
+    chosen: str
+    reason: str
+    criterion: str
+    candidates: list[dict[str, float | str]]
+    skipped: list[str] = field(default_factory=list)
+    budget_s: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AutoReport:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Edit:
+    """One change of a counterfactual: a unit removed, or replaced by a token's text."""
+
+    unit: int
+    text: str
+    action: Literal["remove", "replace"]
+    replacement: str | None = None
+    replacement_id: int | None = None
+
+
+@dataclass
+class Counterfactual:
+    """A verified edit of the prompt that changes the model's greedy answer."""
+
+    edits: list[Edit]
+    prompt: str
+    ids: list[int]
+    new_target: str
+    new_target_ids: list[int]
+    new_target_prob: float = 0.0
+    original_target_prob: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counterfactual:
+        made = _build(cls, data)
+        made.edits = [_build(Edit, e) if isinstance(e, dict) else e for e in made.edits]
+        return made  # type: ignore[no-any-return]
+
+
+@dataclass
+class Counterfactuals:
+    """What the counterfactual search found, in the order it found them."""
+
+    found: list[Counterfactual]
+    original_target_prob: float
+    ranked_units: list[int] = field(default_factory=list)
+    rejected_on_verification: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counterfactuals:
+        made = _build(cls, data)
+        made.found = [Counterfactual.from_dict(c) for c in data.get("found", [])]
+        return made  # type: ignore[no-any-return]
+
+
+ClaimStatus = Literal["supported", "not_supported", "not_in_prompt"]
+
+
+@dataclass
+class Claim:
+    """One part of the prompt the model named, and whether the attributions bear it out."""
+
+    text: str
+    supported: bool
+    status: ClaimStatus
+    score: float | None = None  # the largest score among the spans it overlaps
+    matched: list[str] = field(default_factory=list)  # top drivers it overlaps
+
+
+@dataclass
+class SelfExplanation:
+    """The model's answer to "which words made you answer that way?" and the check of it."""
+
+    question: str
+    answer: str
+    claims: list[Claim]
+    chat: bool
+    top_k: int  # how many top drivers a claim could overlap to be supported
+    drivers: list[str]  # those drivers' texts, highest score first
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SelfExplanation:
+        made = _build(cls, data)
+        made.claims = [_build(Claim, c) if isinstance(c, dict) else c for c in made.claims]
+        return made  # type: ignore[no-any-return]
