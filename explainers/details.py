@@ -36,7 +36,7 @@ class HierarchyInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HierarchyInfo:
-        return _build(cls, data)  # type: ignore[no-any-return]
+        return _build(cls, data)
 
 
 @dataclass
@@ -53,7 +53,7 @@ class FaithfulnessCurves:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaithfulnessCurves:
-        return _build(cls, data)  # type: ignore[no-any-return]
+        return _build(cls, data)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class AutoReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AutoReport:
-        return _build(cls, data)  # type: ignore[no-any-return]
+        return _build(cls, data)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Counterfactual:
     def from_dict(cls, data: dict[str, Any]) -> Counterfactual:
         made = _build(cls, data)
         made.edits = [_build(Edit, e) if isinstance(e, dict) else e for e in made.edits]
-        return made  # type: ignore[no-any-return]
+        return made
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Counterfactuals:
     def from_dict(cls, data: dict[str, Any]) -> Counterfactuals:
         made = _build(cls, data)
         made.found = [Counterfactual.from_dict(c) for c in data.get("found", [])]
-        return made  # type: ignore[no-any-return]
+        return made
 
 
 ClaimStatus = Literal["supported", "not_supported", "not_in_prompt"]
@@ -152,4 +152,4 @@ class SelfExplanation:
     def from_dict(cls, data: dict[str, Any]) -> SelfExplanation:
         made = _build(cls, data)
         made.claims = [_build(Claim, c) if isinstance(c, dict) else c for c in made.claims]
-        return made  # type: ignore[no-any-return]
+        return made
