@@ -2,7 +2,8 @@
 
 Prints: didOpen -> first diagnostics, cold (server start + model load) and warm (model
 loaded, new document); hover latency on an explained document (median and p95 over 200
-hovers); and didChange (one-word edit) -> new diagnostics. All measured in one run.
+hovers); didChange (one-word edit) -> new diagnostics; and the hover's text and length.
+All measured in one run.
 
     python bench/lsp.py [--method occlusion] [--granularity word]
 """
@@ -44,6 +45,8 @@ async def measure(method: str, granularity: str) -> None:
             await h.hover(uri, 0, 8 + i % 20)
             latencies.append(time.perf_counter() - t0)
         latencies.sort()
+        hover = await h.hover(uri, 0, PROMPT.index("capital") + 2)
+        hover_text = hover.contents.value if hover else ""  # type: ignore[union-attr]
 
         count = len(h.diagnostics[uri])
         started = time.perf_counter()
@@ -57,6 +60,7 @@ async def measure(method: str, granularity: str) -> None:
     p95 = 1000 * latencies[int(0.95 * len(latencies)) - 1]
     print(f"hover on an explained document, 200 hovers: median {median:.2f} ms, p95 {p95:.2f} ms")
     print(f"one-word edit -> new diagnostics (incl. 600 ms debounce):  {edit:.2f} s")
+    print(f"hover on 'capital': {len(hover_text)} characters\n{hover_text}")
 
 
 def main() -> None:

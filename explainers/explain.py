@@ -195,7 +195,8 @@ def _assemble(
 ) -> Explanation:
     """Put token scores, unit spans, target figures and faithfulness into one Explanation."""
     ctx, source = prep.ctx, prep.source
-    tokens = ctx.input.tokens
+    # copies: a ModelInput may be explained again (the chat reuses one), scores must not mix
+    tokens = [replace(t) for t in ctx.input.tokens]
     token_scores = result.token_scores
     unit_scores = result.scores_per_unit(ctx.units)
     if token_scores is None and request.granularity == "token":

@@ -23,8 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from promptxray.server.server import server
+    from promptxray.server.server import PromptXrayServer
 
+    server = PromptXrayServer()
     if args.tcp:
         server.start_tcp(args.tcp[0], int(args.tcp[1]))
     else:

@@ -1,18 +1,21 @@
 """Explanation -> LSP: hovers, diagnostics, semantic tokens, inlay hints and code lenses.
 
-Pure functions of an `Explanation` and the document text; the handlers in server.py only look
-up the cached explanation and call these.
+Pure functions of an `Explanation` and the document text. Every sentence comes from the
+interpretation layer (`promptxray.explainers.nl`) in the user's language, with the one
+"no measurable effect" threshold (setting `unnecessaryThreshold`); this module only lays the
+sentences and figures out as LSP objects.
 """
 
 from __future__ import annotations
 
-import math
+import json
+import re
+from urllib.parse import quote
 
 from lsprotocol import types
 
-from promptxray.explainers.nl import SelfExplanation, describe, describe_self_explanation
-from promptxray.explainers.render import auto_reason, faithfulness_line, format_prob
-from promptxray.explainers.types import Explanation, Span
+from promptxray.explainers import nl
+from promptxray.explainers.types import Explanation
 from promptxray.server.positions import PositionMap
 
 SOURCE = "promptxray"
@@ -20,160 +23,88 @@ TOKEN_TYPES = ["xrayPositive", "xrayNegative"]
 TOKEN_MODIFIERS = ["level1", "level2", "level3", "level4", "level5"]
 LEGEND = types.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS)
 TOP_DRIVERS = 3
+DRIVER_SHARE = 0.2  # a driver diagnostic needs at least this share of the largest |score|
+SHOW_REPORT = "promptxray.showReport"  # the command behind the hover's "Full report" link
+REPORT_TITLE = "Full report"
 
 
 def _max_abs(expl: Explanation) -> float:
     return max((abs(s.score) for s in expl.spans), default=0.0) or 1.0
 
 
-def rank_of(expl: Explanation, span: Span) -> int:
-    """1-based rank of a span by |score|."""
-    return 1 + sum(1 for s in expl.spans if abs(s.score) > abs(span.score))
-
-
-def span_at(expl: Explanation, offset: int) -> tuple[int, Span] | None:
-    """The span (and its index) under a character offset, if any."""
-    for i, span in enumerate(expl.spans):
-        if span.start <= offset < span.end:
-            return i, span
-    return None
-
-
-def ablated_prob(expl: Explanation, index: int) -> float | None:
-    """Occlusion only: the target's probability with this span removed."""
-    values = expl.details.get("ablated_logprob")
-    if not isinstance(values, list) or index >= len(values):
-        return None
-    return math.exp(values[index])
-
-
-def unit_of(expl: Explanation, span: Span) -> str:
-    """What the span is: its level (line, word or token) with granularity "auto"."""
-    kinds = expl.details.get("hierarchy", {}).get("unit_kinds")
-    if isinstance(kinds, list) and len(kinds) == len(expl.spans):
-        return str(kinds[expl.spans.index(span)])
-    return expl.granularity
-
-
-def units_name(expl: Explanation) -> str:
-    """The spans' common name, in plural ("parts" when they mix levels)."""
-    return "parts" if expl.granularity == "auto" else f"{expl.granularity}s"
-
-
-def plain_sentence(expl: Explanation, span: Span, threshold: float = 0.05) -> str:
-    """One sentence saying what the number means, and nothing the number does not show."""
-    unit = unit_of(expl, span)
-    if expl.method == "occlusion":
-        if abs(span.score) < threshold:
-            return f"Removing this {unit} has no measurable effect on the answer."
-        way = "less" if span.score > 0 else "more"
-        return f"Without this {unit} the model is {way} likely to give this answer."
-    if expl.method in ("attention", "attention_rollout"):
-        return (
-            f"The answer's positions attend to this {unit} with weight {span.score:.3g} "
-            "(unsigned; not a measured effect)."
-        )
-    if expl.method == "saliency":
-        return (
-            f"The answer is sensitive to this {unit} (gradient norm {span.score:.3g}; "
-            "unsigned, not a measured effect)."
-        )
-    way = "raises" if span.score > 0 else "lowers"
-    return f"By {expl.method.replace('_', ' ')}, this {unit} {way} the answer's log-probability."
-
-
-def hover_markdown(expl: Explanation, index: int, span: Span, lang: str = "en") -> str:
-    """The hover of one span: its score and measured effect, the explanation's faithfulness,
-    and the plain-language explanation of the whole prompt (in `lang`)."""
-    n = len(expl.spans)
-    target = expl.target.text
-    lines = [
-        f"**promptxray** · `{span.text.strip() or repr(span.text)}` — score **{span.score:+.3f}** "
-        f"(#{rank_of(expl, span)} of {n} {units_name(expl)})",
-    ]
-    prob = ablated_prob(expl, index)
-    if prob is not None:
-        lines.append(
-            f"P({target!r}) {format_prob(expl.target.prob)} → {format_prob(prob)} "
-            f"without this {unit_of(expl, span)}"
-        )
-    else:
-        lines.append(f"Target {target!r}, P = {format_prob(expl.target.prob)}")
-    lines.append(
-        f"{expl.method} · {expl.backend} · {expl.model} · {expl.wall_time_s:.2f} s"
-        + "".join(f" · {k} {v:.3g}" for k, v in expl.metrics.items() if "relative" in k)
-    )
-    lines.append(plain_sentence(expl, span))
-    for extra in (faithfulness_line(expl), auto_reason(expl)):
-        if extra:
-            lines.append(extra)
-    lines += ["---", _escape_md(describe(expl, lang=lang))]
-    found = expl.details.get("self_explanation")
-    if isinstance(found, dict):
-        text = describe_self_explanation(SelfExplanation.from_dict(found), lang)
-        lines.append(_escape_md(text))
-    return "\n\n".join(lines)
-
-
-def _escape_md(text: str) -> str:
-    """Plain text inside Markdown: keep line breaks, neutralise emphasis characters."""
-    for ch in "\\*_`[]<>#":
+def escape_md(text: str) -> str:
+    """Plain text inside Markdown: keep line breaks, neutralise emphasis, links and headings."""
+    for ch in "\\*_`[]<>":
         text = text.replace(ch, "\\" + ch)
+    text = re.sub(r"^( {0,3})(#{1,6})(?=\s|$)", r"\1\\\2", text, flags=re.MULTILINE)
     return text.replace("\n", "  \n")
 
 
-def driver_diagnostics(expl: Explanation, pmap: PositionMap) -> list[types.Diagnostic]:
+def _code(text: str) -> str:
+    """`text` as inline code, whatever backticks it holds."""
+    text = " ".join(text.split()) or repr(text)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def command_link(title: str, command: str, arguments: list[object]) -> str:
+    """A Markdown link that runs a command (VS Code's `command:` URI form)."""
+    return f"[{title}](command:{command}?{quote(json.dumps(arguments))})"
+
+
+def hover_markdown(
+    uri: str, expl: Explanation, index: int, lang: str = "en", threshold: float = nl.NO_EFFECT_NATS
+) -> str:
+    """The hover of one span, readable in three seconds: the span's effect and rank, the run
+    (method and raw score, backend, model, time), a short summary of the whole prompt with the
+    one faithfulness verdict, the model's own account in one line, and a link to the report."""
+    span = expl.spans[index]
+    lines = [
+        f"{_code(span.text)} · {escape_md(nl.span_line(expl, index, lang, threshold))}",
+        f"{expl.method} score {span.score:+.3g} · {expl.backend} · {expl.model} · "
+        f"{expl.wall_time_s:.2f} s",
+        escape_md(nl.summary(expl, lang, threshold)),
+    ]
+    if expl.self_explanation is not None:
+        lines.append(escape_md(nl.self_explanation_line(expl.self_explanation, lang)))
+    lines.append(command_link(REPORT_TITLE, SHOW_REPORT, [uri]))
+    return "\n\n".join(lines)
+
+
+def driver_diagnostics(
+    expl: Explanation, pmap: PositionMap, lang: str = "en", threshold: float = nl.NO_EFFECT_NATS
+) -> list[types.Diagnostic]:
     """Information on the spans that raise the answer's probability most."""
-    top = [s for s in expl.ranked_spans() if s.score > 0][:TOP_DRIVERS]
-    cutoff = 0.2 * _max_abs(expl)
-    out = []
-    for span in top:
-        if span.score < cutoff:
-            continue
-        index = expl.spans.index(span)
-        prob = ablated_prob(expl, index)
-        effect = (
-            f"; P {format_prob(expl.target.prob)} → {format_prob(prob)} without it"
-            if prob is not None
-            else ""
+    quiet = set(nl.no_effect(expl, threshold))
+    cutoff = DRIVER_SHARE * _max_abs(expl)
+    ranked = sorted(range(len(expl.spans)), key=lambda i: -abs(expl.spans[i].score))
+    top = [i for i in ranked if expl.spans[i].score > 0][:TOP_DRIVERS]
+    return [
+        types.Diagnostic(
+            range=pmap.range(expl.spans[i].start, expl.spans[i].end),
+            message=nl.span_line(expl, i, lang, threshold),
+            severity=types.DiagnosticSeverity.Information,
+            source=SOURCE,
         )
-        out.append(
-            types.Diagnostic(
-                range=pmap.range(span.start, span.end),
-                message=(
-                    f"Drives the answer {expl.target.text!r}: #{rank_of(expl, span)} of "
-                    f"{len(expl.spans)} {units_name(expl)}, {expl.method} score "
-                    f"{span.score:+.3f}{effect}"
-                ),
-                severity=types.DiagnosticSeverity.Information,
-                source=SOURCE,
-            )
-        )
-    return out
+        for i in top
+        if expl.spans[i].score >= cutoff and i not in quiet
+    ]
 
 
 def unnecessary_diagnostics(
-    lines: Explanation, pmap: PositionMap, threshold: float
+    lines: Explanation, pmap: PositionMap, threshold: float, lang: str = "en"
 ) -> list[types.Diagnostic]:
-    """Hints on lines whose removal changes the target log-probability by under `threshold`."""
-    out = []
-    for span in lines.spans:
-        if abs(span.score) >= threshold or not span.text.strip():
-            continue
-        n = len(span.token_indices)
-        out.append(
-            types.Diagnostic(
-                range=pmap.range(span.start, span.end),
-                message=(
-                    f"No measurable effect on the answer (|Δ log P| = {abs(span.score):.3f} < "
-                    f"{threshold} nats); removing it saves {n} token{'s' if n != 1 else ''}"
-                ),
-                severity=types.DiagnosticSeverity.Hint,
-                tags=[types.DiagnosticTag.Unnecessary],
-                source=SOURCE,
-            )
+    """Hints (tagged unnecessary, shown faded) on the lines with no measurable effect."""
+    return [
+        types.Diagnostic(
+            range=pmap.range(lines.spans[i].start, lines.spans[i].end),
+            message=nl.no_effect_line(lines, i, lang, threshold),
+            severity=types.DiagnosticSeverity.Hint,
+            tags=[types.DiagnosticTag.Unnecessary],
+            source=SOURCE,
         )
-    return out
+        for i in nl.no_effect(lines, threshold)
+        if lines.spans[i].text.strip()
+    ]
 
 
 def message_diagnostic(
@@ -226,20 +157,25 @@ def semantic_tokens(
     return data
 
 
-def inlay_hints(expl: Explanation, pmap: PositionMap, top: int = 5) -> list[types.InlayHint]:
-    """Scores after the strongest spans."""
-    hints = []
-    for span in expl.ranked_spans()[:top]:
-        hints.append(
-            types.InlayHint(
-                position=pmap.position(span.end),
-                label=f"{span.score:+.2f}",
-                kind=types.InlayHintKind.Parameter,
-                padding_left=True,
-                tooltip=f"{expl.method} score, #{rank_of(expl, span)} of {len(expl.spans)}",
-            )
+def inlay_hints(
+    expl: Explanation,
+    pmap: PositionMap,
+    top: int = 5,
+    lang: str = "en",
+    threshold: float = nl.NO_EFFECT_NATS,
+) -> list[types.InlayHint]:
+    """Scores after the strongest spans; the tooltip is the span's line."""
+    ranked = sorted(range(len(expl.spans)), key=lambda i: -abs(expl.spans[i].score))[:top]
+    return [
+        types.InlayHint(
+            position=pmap.position(expl.spans[i].end),
+            label=f"{expl.spans[i].score:+.2f}",
+            kind=types.InlayHintKind.Parameter,
+            padding_left=True,
+            tooltip=nl.span_line(expl, i, lang, threshold),
         )
-    return hints
+        for i in ranked
+    ]
 
 
 def code_lenses(
@@ -252,8 +188,8 @@ def code_lenses(
     )
     if expl is not None:
         title = (
-            f"promptxray: {expl.target.text!r} P={format_prob(expl.target.prob)} · {expl.method} · "
-            f"{expl.wall_time_s:.1f}s"
+            f"promptxray: {expl.target.text!r} P={nl.format_prob(expl.target.prob)} · "
+            f"{expl.method} · {expl.wall_time_s:.1f}s"
         )
     else:
         title = f"promptxray: {state}"

@@ -1,9 +1,10 @@
 """Explanation jobs off the event loop: one worker thread, cancellation, and a bounded cache.
 
 The language server submits a `Job` per document version; the worker loads the model on first
-use, runs the configured method plus a line-level occlusion (for the "no effect" hints), and
-returns a `JobResult`. A newer job for the same document cancels the older one at its next
-progress step. Nothing here knows about LSP.
+use, runs the configured method (which also asks the model why when `request.self_explain` is
+set) plus a line-level occlusion (for the "no measurable effect" hints), and returns a
+`JobResult`. A newer job for the same document cancels the older one at its next progress
+step; `Engine.shutdown` stops the worker. Nothing here knows about LSP.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ Progress = Callable[[str, int, int], None]
 
 
 class JobCancelled(Exception):
-    """Raised inside the worker when a newer job superseded this one."""
+    """Raised inside the worker when a newer job superseded this one (or the server stops)."""
 
 
 @dataclass
@@ -36,12 +37,10 @@ class Job:
     request: ExplainRequest
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: Progress | None = None
-    self_explain: bool = False  # also ask the model why it answered so (a generation)
 
     def key(self) -> tuple[Any, ...]:
         r = self.request
         return (
-            self.self_explain,
             r.text,
             r.path,
             r.method,
@@ -51,6 +50,8 @@ class Job:
             r.backend,
             r.max_new_tokens,
             r.faithfulness,
+            r.self_explain,
+            r.lang if r.self_explain else None,  # the language only words the question
             tuple(sorted((k, repr(v)) for k, v in r.options.items())),
         )
 
@@ -60,7 +61,7 @@ class JobResult:
     """What a job produced: explanations, or the error to show."""
 
     explanation: Explanation | None = None
-    lines: Explanation | None = None
+    lines: Explanation | None = None  # line-level removal effects, for the no-effect hints
     error: PromptXrayError | None = None
     seconds: float = 0.0
 
@@ -74,6 +75,7 @@ class Engine:
         self.cache_size = cache_size
         self.failed_models: dict[tuple[str, str | None], str] = {}
         self.loaded: set[tuple[str, str | None]] = set()
+        self.closed = False
 
     def cached(self, job: Job) -> JobResult | None:
         result = self.cache.get(job.key())
@@ -82,6 +84,7 @@ class Engine:
         return result
 
     def submit(self, job: Job) -> Future[JobResult]:
+        """Queue a job; after `shutdown` this raises RuntimeError."""
         return self.executor.submit(self.run, job)
 
     def forget_failures(self) -> None:
@@ -139,23 +142,14 @@ class Engine:
     def _compute(self, job: Job) -> JobResult:
         from promptxray.explainers.explain import explain
 
+        if job.cancelled.is_set():
+            raise JobCancelled(job.uri)
         progress = self._progress(job)
-        progress("start", 0, 1)
         backend = self._backend(job, progress)
         main = explain(job.request, backend=backend, progress=progress)
-        if job.self_explain and "faithfulness" in main.details:
-            from promptxray.explainers.documents import parse_document
-            from promptxray.explainers.nl import self_explain
-
-            progress("self-explain", 0, 1)
-            messages = parse_document(job.request.text, job.request.path).messages
-            prompt_text = "\n\n".join(m.content for m in messages)
-            found = self_explain(backend, main, prompt_text)
-            main.details["self_explanation"] = found.to_dict()
-            progress("self-explain", 1, 1)
         if main.method == "occlusion" and main.granularity == "line":
             return JobResult(explanation=main, lines=main)
-        if "line_scores" in main.details.get("hierarchy", {}):
+        if main.hierarchy is not None:
             return JobResult(explanation=main, lines=line_level(main))
         lines_request = ExplainRequest(
             text=job.request.text,
@@ -172,17 +166,31 @@ class Engine:
         return JobResult(explanation=main, lines=lines)
 
     def shutdown(self) -> None:
+        """Stop the worker: queued jobs are dropped, a running one stops at its next step
+        (callers set its `cancelled` event), and later `submit` calls raise."""
+        self.closed = True
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def line_level(expl: Explanation) -> Explanation:
-    """The line pass of a hierarchical (granularity "auto") explanation as a line-level one,
-    for the "no measurable effect" hints, without a second run."""
-    hierarchy = expl.details["hierarchy"]
+    """The line pass of a hierarchical (granularity "auto") explanation as a line-level
+    removal explanation, for the "no measurable effect" hints, without a second run."""
+    hierarchy = expl.hierarchy
+    assert hierarchy is not None
     spans = []
-    for unit, score in zip(hierarchy["line_token_indices"], hierarchy["line_scores"], strict=True):
+    for unit, score in zip(hierarchy.line_token_indices, hierarchy.line_scores, strict=True):
         start = min(expl.tokens[i].start for i in unit)
         end = max(expl.tokens[i].end for i in unit)
         text = "".join(expl.tokens[i].text for i in unit)  # the line's tokens (for hints)
         spans.append(Span(text, start, end, float(score), list(unit)))
-    return replace(expl, granularity="line", spans=spans)
+    return replace(
+        expl,
+        granularity="line",
+        spans=spans,
+        score_kind="removal",
+        ablated_logprob=[expl.target.logprob - s.score for s in spans],
+        hierarchy=None,
+        faithfulness=None,
+        metrics={},
+        self_explanation=None,
+    )

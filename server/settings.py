@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from promptxray.explainers.nl import LANGUAGES
+from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES
 
 BACKENDS = ("torch", "onnx")
@@ -30,11 +30,11 @@ class Settings:
     target: str | None = None
     trigger: str = "onChange"
     debounceMs: int = 600
-    unnecessaryThreshold: float = 0.05
+    unnecessaryThreshold: float = NO_EFFECT_NATS  # "no measurable effect" below this (nats)
     inlayHints: bool = False
     faithfulness: bool = True  # measure and show deletion/insertion and ERASER figures
     autoBudgetSeconds: float = 5.0  # time budget of method "auto"
-    language: str = "en"  # of the plain-language explanation in the hover
+    language: str = "en"  # of every sentence shown (hover, diagnostics, report)
     selfExplain: bool = False  # ask the model why it answered so (costs a generation)
     globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
 
@@ -48,7 +48,13 @@ class Settings:
             self.maxNewTokens,
             self.faithfulness,
             self.autoBudgetSeconds,
+            self.selfExplain,
+            self.language if self.selfExplain else None,  # the language of the question
         )
+
+    def show_key(self) -> tuple[Any, ...]:
+        """The settings that change only how a result is shown (wording, hints)."""
+        return (self.language, self.unnecessaryThreshold, self.inlayHints)
 
 
 def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:

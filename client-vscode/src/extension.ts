@@ -315,6 +315,8 @@ class PromptXray implements vscode.Disposable {
       initializationOptions: toInitializationOptions(this.settings),
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // the hover's "Full report" link runs this one server command, nothing else
+      markdown: { isTrusted: { enabledCommands: [SERVER_COMMANDS.showReport] } },
       middleware: {
         executeCommand: async (command, args, next) => {
           const full = await completeArguments(command, args, this.askUser);

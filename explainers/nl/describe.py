@@ -120,6 +120,19 @@ def span_line(
     return t["span_activation"].format(rank=rank, value=format_value(value))
 
 
+def no_effect_line(
+    expl: Explanation, index: int, lang: str = "en", threshold: float = NO_EFFECT_NATS
+) -> str:
+    """The hint on a part with no measurable effect: its |effect| and the tokens removing it
+    saves (the editor shows it faded, as unnecessary code)."""
+    span = expl.spans[index]
+    return templates(lang)["hint_no_effect"].format(
+        value=format_value(abs(score(span))),
+        threshold=format_value(threshold),
+        n=len(span.token_indices),
+    )
+
+
 # --- the whole prompt, short ------------------------------------------------------------------
 
 

@@ -113,6 +113,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_salience": "{rank} · {method} {value} (unsigned: how much, not which way)",
         "span_activation": "{rank} · activation {value}",
         "span_no_effect": "{rank} · no measurable effect (|Δ log P| {value} < {threshold} nats)",
+        "hint_no_effect": (
+            "No measurable effect on the answer (|Δ log P| {value} < {threshold} nats); "
+            "removing it saves {n} token(s)"
+        ),
         "raises": "raises",
         "lowers": "lowers",
         # summary: two or three sentences about the whole prompt
@@ -222,6 +226,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_salience": "{rank} · {method} {value}（无正负：只表示大小，不表示方向）",
         "span_activation": "{rank} · 激活 {value}",
         "span_no_effect": "{rank} · 无可测效果（|Δ log P| {value} < {threshold} nats）",
+        "hint_no_effect": (
+            "对回答无可测效果（|Δ log P| {value} < {threshold} nats）；删去可省 {n} 个词元"
+        ),
         "raises": "升高",
         "lowers": "降低",
         "sum_target": "回答{target}（P {prob}）",

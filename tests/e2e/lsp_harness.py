@@ -27,7 +27,9 @@ class Harness:
         self.diagnostics: dict[str, list[list[types.Diagnostic]]] = defaultdict(list)
         self.messages: list[str] = []
         self.progress: list[Any] = []
+        self.statuses: list[dict[str, Any]] = []  # promptxray/status notifications
         self.stderr: list[bytes] = []
+        self.returncode: int | None = None
         self._changed = asyncio.Event()
         self.versions: dict[str, int] = {}
 
@@ -48,6 +50,11 @@ class Harness:
         @self.client.feature(types.PROGRESS)
         def on_progress(params: types.ProgressParams) -> None:
             self.progress.append(params.value)
+
+        @self.client.feature("promptxray/status")
+        def on_status(params: Any) -> None:
+            self.statuses.append(to_plain(params))
+            self._changed.set()
 
         @self.client.feature(types.WORKSPACE_SEMANTIC_TOKENS_REFRESH)
         def on_refresh(params: Any) -> None:
@@ -84,8 +91,11 @@ class Harness:
             await asyncio.wait_for(self.client.shutdown_async(None), 30)
             self.client.exit(None)
         finally:
+            proc = self.client._server
             await self.client.stop()
             self._drain.cancel()
+            if proc is not None:
+                self.returncode = await asyncio.wait_for(proc.wait(), 30)
 
     async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():

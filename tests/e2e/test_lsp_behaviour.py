@@ -93,7 +93,8 @@ def test_model_that_fails_to_load_is_reported_once_and_retried_on_new_settings(t
                 types.DidChangeConfigurationParams(settings={"promptxray": {"model": str(STORIES)}})
             )
             fixed = await h.diagnostics_after(a, count)
-            assert any("Drives the answer" in m for m in messages(fixed))
+            assert any(d.severity == types.DiagnosticSeverity.Information for d in fixed)
+            assert not any("does not exist" in m for m in messages(fixed))
 
     run(scenario)
 
@@ -134,6 +135,8 @@ def test_stale_results_are_dropped_and_commands_work(tmp_path):
             diags = await h.diagnostics_after(uri, count)
             await asyncio.sleep(1.0)
             assert len(h.diagnostics[uri]) == count + 1, "superseded versions must not publish"
+            stages = [s["stage"] for s in h.statuses if s["uri"] == uri]
+            assert stages[0] == "queued" and stages[-1] == "ready" and "attribute" in stages
             data = await h.explanation(uri)
             assert data["tokens"][-1]["end"] == len(STORY + " Tom" * 5)
             assert diags
@@ -150,5 +153,12 @@ def test_stale_results_are_dropped_and_commands_work(tmp_path):
             )
             titles = [lens.command.title for lens in lenses or [] if lens.command]
             assert any("Lily" in t for t in titles) and "Re-explain" in titles
+            hover = await h.hover(uri, 0, 6)
+            assert hover is not None
+            link = "[Full report](command:promptxray.showReport?"
+            assert link in hover.contents.value  # type: ignore[union-attr]
+            report = await h.command("promptxray.showReport", uri)
+            assert "Lily" in report["text"] and report["text"] in h.messages
+        assert h.returncode == 0  # shutdown, then exit: a clean stop
 
     run(scenario)

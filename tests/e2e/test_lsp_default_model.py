@@ -33,11 +33,12 @@ def test_open_hover_tokens_edit_shutdown(tmp_path):
             hover = await h.hover(uri, line, col + 2)
             assert hover is not None
             text = hover.contents.value  # type: ignore[union-attr]
-            assert "capital" in text and "score" in text and "of" in text
-            assert "without this word" in text and "occlusion" in text
-            # faithfulness beside the claim, and the plain-language explanation of the prompt
-            assert "Faithfulness: comprehensiveness" in text and "deletion AUC" in text
-            assert "Top drivers: removing" in text
+            assert "capital" in text and "occlusion score" in text and "Paris" in text
+            assert "without this word" in text
+            # short: the span, the run, a summary with one faithfulness verdict, a link
+            assert len(text) < 600 and text.count("Faithfulness") == 1, text
+            assert "rests most on" in text and "deletion AUC" not in text
+            assert "[Full report](command:promptxray.showReport?" in text
 
             tokens = await h.semantic_tokens(uri)
             assert tokens is not None

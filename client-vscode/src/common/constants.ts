@@ -46,6 +46,7 @@ export const SERVER_COMMANDS = {
   explainWith: 'promptxray.explainWith',
   setTarget: 'promptxray.setTarget',
   compareMethods: 'promptxray.compareMethods',
+  showReport: 'promptxray.showReport',
 } as const;
 
 /** The client's own palette commands: different ids, so they never clash with the server's. */

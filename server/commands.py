@@ -1,0 +1,146 @@
+"""The server's commands (workspace/executeCommand) and its custom request.
+
+- `promptxray.explain` uri [method [target [granularity]]] (or uri, {method, target, ...}):
+  explain now, keeping the given values as the document's own overrides.
+- `promptxray.explainWith` uri [method]: the same with a method the user picks if not given.
+- `promptxray.setTarget` uri target|null: explain this continuation (null: the model's own).
+- `promptxray.compareMethods` uri [methods]: rank agreement of two or more methods; the
+  document's own method, overrides and shown explanation stay as they were.
+- `promptxray.showReport` uri: the full report of the document's explanation, returned as
+  `{"uri", "text", "markdown"}` and shown with window/showMessage (the hover links to it).
+- request `promptxray/explanation` {uri}: `Explanation.to_dict()` (explaining first if needed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from promptxray.explainers import nl
+from promptxray.server.compare import rank_agreement
+from promptxray.server.convert import escape_md
+from promptxray.server.documents import OVERRIDABLE
+from promptxray.server.scheduler import JobResult
+
+if TYPE_CHECKING:
+    from promptxray.server.server import PromptXrayServer
+
+DEFAULT_COMPARISON = ["occlusion", "gradient_x_input"]
+
+
+def _invalid(message: str) -> JsonRpcInvalidParams:
+    return JsonRpcInvalidParams.of(ValueError(message))
+
+
+def _why(result: JobResult | None) -> str:
+    if result is None:
+        return "superseded by a newer edit"
+    return str(result.error) if result.error else "no explanation"
+
+
+def result_summary(result: JobResult | None) -> dict[str, Any]:
+    """What a command returns: the explanation's headline, or why there is none."""
+    if result is None:
+        return {"superseded": True}
+    if result.error is not None:
+        return {"error": str(result.error)}
+    expl = result.explanation
+    assert expl is not None
+    return {
+        "target": expl.target.text,
+        "prob": expl.target.prob,
+        "method": expl.method,
+        "granularity": expl.granularity,
+        "wall_time_s": expl.wall_time_s,
+        "top": [s.text for s in expl.ranked_spans()[:5]],
+    }
+
+
+class Commands:
+    """The command handlers of one server (their arguments as the client sends them)."""
+
+    def __init__(self, ls: PromptXrayServer) -> None:
+        self.ls = ls
+
+    def _uri_args(self, args: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        if not args or not isinstance(args[0], str):
+            raise _invalid("the first argument must be a document uri")
+        self.ls.documents.require(args[0])
+        return args[0], list(args[1:])
+
+    async def explain(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        uri, rest = self._uri_args(args)
+        if rest and isinstance(rest[0], dict):
+            overrides = {k: rest[0][k] for k in OVERRIDABLE if k in rest[0]}
+        else:
+            overrides = {k: v for k, v in zip(OVERRIDABLE, rest, strict=False) if v is not None}
+        return result_summary(await self.ls.documents.run(uri, overrides))
+
+    async def explain_with(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        from promptxray.explainers.registry import list_methods
+
+        uri, rest = self._uri_args(args)
+        method = rest[0] if rest else None
+        if method is None:
+            choice = await self.ls.window_show_message_request_async(
+                types.ShowMessageRequestParams(
+                    type=types.MessageType.Info,
+                    message="Explain with which method?",
+                    actions=[types.MessageActionItem(title=m.name) for m in list_methods()],
+                )
+            )
+            if choice is None:
+                return {"cancelled": True}
+            method = choice.title
+        return result_summary(await self.ls.documents.run(uri, {"method": method}))
+
+    async def set_target(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        uri, rest = self._uri_args(args)
+        target = rest[0] if rest else None
+        if target is not None and not isinstance(target, str):
+            raise _invalid("the target must be a string or null")
+        return result_summary(await self.ls.documents.run(uri, {"target": target or None}))
+
+    async def compare(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        uri, rest = self._uri_args(args)
+        methods = rest[0] if rest else DEFAULT_COMPARISON
+        if not isinstance(methods, list) or len(methods) < 2:
+            raise _invalid("compareMethods takes a list of 2+ methods")
+        doc = self.ls.documents.docs[uri]
+        granularity = doc.overrides.get("granularity", self.ls.settings.granularity)
+        # rankings compare only over the same units: "auto" levels differ per method
+        extra = {"granularity": "word"} if granularity == "auto" else {}
+        results = {}
+        for method in methods:
+            result = await self.ls.documents.run_aside(uri, {"method": method, **extra})
+            if result is None or result.explanation is None:
+                raise _invalid(f"{method} failed: {_why(result)}")
+            results[method] = result.explanation
+        report = rank_agreement(results)
+        self.ls.message(report["summary"])
+        return report
+
+    async def show_report(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        uri, _ = self._uri_args(args)
+        shown = self.ls.documents.shown(uri)
+        expl = shown.expl if shown else await self._explained(uri)
+        s = self.ls.settings
+        report = nl.describe(expl, s.language, threshold=s.unnecessaryThreshold)
+        self.ls.message(report)
+        return {"uri": uri, "text": report, "markdown": escape_md(report)}
+
+    async def explanation(self, params: Any) -> dict[str, Any]:
+        uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)
+        if not isinstance(uri, str):
+            raise _invalid("promptxray/explanation takes {uri}")
+        self.ls.documents.require(uri)
+        shown = self.ls.documents.shown(uri)
+        return (shown.expl if shown else await self._explained(uri)).to_dict()
+
+    async def _explained(self, uri: str) -> Any:
+        result = await self.ls.documents.run(uri)
+        if result is None or result.explanation is None:
+            raise _invalid(_why(result))
+        return result.explanation

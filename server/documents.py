@@ -1,0 +1,217 @@
+"""Open prompt documents and their explanation jobs: which files count, debouncing, one job per
+document at a time (a newer version supersedes the older), stale results dropped, and typed
+lookups of the explanation of exactly the text the client shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument
+
+from promptxray.explainers.types import ExplainRequest, Explanation, Span
+from promptxray.server.positions import PositionMap
+from promptxray.server.scheduler import Job, JobCancelled, JobResult
+
+if TYPE_CHECKING:
+    from promptxray.server.server import PromptXrayServer
+
+log = logging.getLogger(__name__)
+OVERRIDABLE = ("method", "target", "granularity")  # what a document may set for itself
+
+
+@dataclass
+class Doc:
+    """One open prompt document: its own overrides, the running job, the latest result."""
+
+    uri: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    job: Job | None = None  # the job running for it
+    latest: Job | None = None  # the job asked for last: only its result is shown
+    timer: asyncio.Task[Any] | None = None
+    result: JobResult | None = None
+    text: str = ""  # the text `result` explains
+    pmap: PositionMap | None = None
+    body_start: int = 0  # from the latest explanation (where code lenses and errors go)
+    status: str = "waiting"  # waiting, explaining, ready, error
+
+    def cancel(self) -> None:
+        if self.timer and not self.timer.done():
+            self.timer.cancel()
+        if self.job is not None:
+            self.job.cancelled.set()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The explanation of exactly the document's current text."""
+
+    doc: Doc
+    expl: Explanation
+    pmap: PositionMap
+    lines: Explanation | None
+
+
+@dataclass(frozen=True)
+class SpanHit:
+    """A span under the cursor: which explanation, which span."""
+
+    shown: Shown
+    index: int
+
+    @property
+    def span(self) -> Span:
+        return self.shown.expl.spans[self.index]
+
+
+class Documents:
+    """The open prompt documents of one server, and the jobs that explain them."""
+
+    def __init__(self, ls: PromptXrayServer) -> None:
+        self.ls = ls
+        self.docs: dict[str, Doc] = {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def is_prompt(self, uri: str) -> bool:
+        name = unquote(urlparse(uri).path).rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(name, glob) for glob in self.ls.settings.globs)
+
+    def on_event(self, uri: str, kind: str) -> None:
+        """didOpen / didChange / didSave: explain now, later (debounced) or not at all."""
+        if not self.is_prompt(uri):
+            return
+        self.docs.setdefault(uri, Doc(uri))
+        trigger = self.ls.settings.trigger
+        if kind == "change" and trigger == "onChange":
+            self.schedule(uri, self.ls.settings.debounceMs)
+        elif kind in ("open", "save") and trigger != "manual":
+            self.schedule(uri, 0)
+
+    def close(self, uri: str) -> None:
+        doc = self.docs.pop(uri, None)
+        if doc is not None:
+            doc.cancel()
+
+    def close_all(self) -> None:
+        for uri in list(self.docs):
+            self.close(uri)
+
+    def schedule(self, uri: str, delay_ms: int) -> None:
+        doc = self.docs.get(uri)
+        if doc is None:
+            return
+        if doc.timer and not doc.timer.done():
+            doc.timer.cancel()
+        doc.timer = asyncio.get_running_loop().create_task(self._later(uri, delay_ms))
+
+    def schedule_all(self) -> None:
+        if self.ls.settings.trigger != "manual":
+            for uri in list(self.docs):
+                self.schedule(uri, 0)
+
+    async def _later(self, uri: str, delay_ms: int) -> None:
+        await asyncio.sleep(delay_ms / 1000)
+        await self.run(uri)
+
+    def require(self, uri: str) -> TextDocument:
+        """The open prompt document, or a JSON-RPC error naming the problem."""
+        if uri not in self.ls.workspace.text_documents or uri not in self.docs:
+            raise JsonRpcInvalidParams.of(ValueError(f"{uri} is not an open prompt document"))
+        return self.ls.workspace.get_text_document(uri)
+
+    # --- jobs ----------------------------------------------------------------------------------
+    def request_for(self, uri: str, text: str, overrides: dict[str, Any]) -> ExplainRequest:
+        s = self.ls.settings
+        merged = {"method": s.method, "target": s.target, "granularity": s.granularity, **overrides}
+        return ExplainRequest(
+            text=text,
+            path=unquote(urlparse(uri).path),
+            method=merged["method"],
+            target=merged["target"],
+            granularity=merged["granularity"],
+            model=s.model,
+            backend=s.backend,
+            max_new_tokens=s.maxNewTokens,
+            faithfulness=s.faithfulness,
+            options={"budget_s": s.autoBudgetSeconds} if merged["method"] == "auto" else {},
+            self_explain=s.selfExplain,
+            lang=s.language,
+        )
+
+    async def run(self, uri: str, overrides: dict[str, Any] | None = None) -> JobResult | None:
+        """Explain the document's current text (after updating its own overrides) and show the
+        result, unless a newer version superseded it (then None) or the text changed since."""
+        current, doc = self.require(uri), self.docs[uri]
+        text = current.source
+        doc.overrides.update(overrides or {})
+        job = Job(uri, current.version, self.request_for(uri, text, doc.overrides))
+        if doc.job is not None:
+            doc.job.cancelled.set()  # superseded, even by a cached result
+        doc.latest = job
+        result = self.ls.engine.cached(job)
+        if result is None:
+            doc.job, doc.status = job, "explaining"
+            try:
+                result = await self.ls.reporter.run(job, self.ls.engine.submit)
+            except JobCancelled:
+                log.info("superseded: %s (version %s)", uri, job.version)
+                return None
+            finally:
+                if doc.job is job:
+                    doc.job = None
+            log.info("explained %s (version %s) in %.2f s", uri, job.version, result.seconds)
+        if doc.latest is not job:  # a newer request came while this one finished
+            return result
+        self.ls.reporter.finished(uri, result)
+        now = self.ls.workspace.text_documents.get(uri)
+        if self.docs.get(uri) is doc and now is not None and now.source == text:
+            self._store(doc, text, result)
+        return result  # stale results are returned to the caller but never shown
+
+    async def run_aside(self, uri: str, overrides: dict[str, Any]) -> JobResult | None:
+        """Explain the current text with `overrides` on top of the document's own, without
+        changing what the document shows or its overrides (compareMethods)."""
+        doc = self.docs[uri]
+        text = self.require(uri).source
+        job = Job(uri, None, self.request_for(uri, text, {**doc.overrides, **overrides}))
+        result = self.ls.engine.cached(job)
+        if result is None:
+            try:
+                result = await self.ls.reporter.run(job, self.ls.engine.submit)
+            except JobCancelled:
+                return None
+        if doc.job is None:  # the document's own job is not running: restate its state
+            self.ls.reporter.finished(uri, doc.result or result)
+        return result
+
+    def _store(self, doc: Doc, text: str, result: JobResult) -> None:
+        doc.result, doc.text, doc.pmap = result, text, PositionMap(text)
+        if result.explanation is not None:
+            doc.body_start = result.explanation.body_start
+        doc.status = "error" if result.error else "ready"
+        self.ls.publisher.publish(doc)
+
+    # --- typed lookups -------------------------------------------------------------------------
+    def shown(self, uri: str) -> Shown | None:
+        """The explanation of exactly the document's current text, if there is one."""
+        doc = self.docs.get(uri)
+        current = self.ls.workspace.text_documents.get(uri)
+        if doc is None or current is None or doc.result is None or doc.pmap is None:
+            return None
+        if doc.text != current.source or doc.result.explanation is None:
+            return None
+        return Shown(doc, doc.result.explanation, doc.pmap, doc.result.lines)
+
+    def span_at(self, uri: str, position: types.Position) -> SpanHit | None:
+        shown = self.shown(uri)
+        if shown is None:
+            return None
+        index = shown.expl.span_at(shown.pmap.offset(position))
+        return None if index is None else SpanHit(shown, index)
