@@ -16,8 +16,9 @@ import time
 
 import torch
 
-from promptxray.chat_ui.app import WHOLE, Handlers, new_state
 from promptxray.chat_ui.engine import ChatEngine, GenSettings
+from promptxray.chat_ui.handlers import Handlers
+from promptxray.chat_ui.session import WHOLE, Session
 
 TURNS = (
     "What is the capital of France? Answer in one word.",
@@ -42,14 +43,14 @@ def main() -> None:
         f"threads: {torch.get_num_threads()}  backend: {backend.name}"
     )
     handlers = Handlers(engine)
-    state = new_state()
+    state = Session()
     settings = GenSettings(args.max_new_tokens)
     print(
         f"{'turn':>4} {'prompt':>6} {'reply':>5} {'first_tok_s':>11} {'tok/s':>7} "
         f"{'gen_s':>6} {'explain_s':>9}  reply"
     )
     for n, message in enumerate(TURNS, 1):
-        history = [(t["user"], t["reply"]) for t in state["turns"]]
+        history = state.history()
         prepared = engine.prepare(history, message, settings)
         last = None
         for event in engine.stream(prepared, settings.temperature):

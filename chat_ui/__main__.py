@@ -7,14 +7,15 @@ from collections.abc import Sequence
 
 
 def parser() -> argparse.ArgumentParser:
+    from promptxray.explainers.backends import BACKENDS
+    from promptxray.explainers.nl import NO_EFFECT_NATS
+
     p = argparse.ArgumentParser(
         prog="promptxray chat", description="A chat whose every reply is explained."
     )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--model", default=None, help="model folder or id (default: SmolLM2-135M)")
-    from promptxray.explainers.backends import BACKENDS
-
     p.add_argument(
         "--backend",
         default="torch",
@@ -28,8 +29,26 @@ def parser() -> argparse.ArgumentParser:
         choices=["token", "word", "line"],
         help="attribution unit (default token)",
     )
+    p.add_argument(
+        "--no-effect-threshold",
+        type=_threshold,
+        default=NO_EFFECT_NATS,
+        metavar="NATS",
+        help="a part whose effect on the reply's log-probability is under this many nats has "
+        f"no measurable effect (default {NO_EFFECT_NATS})",
+    )
     p.add_argument("--share", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of nats >= 0, not {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         validate_method(args.method)
     except PromptXrayError as exc:
         parser().error(str(exc))
-    engine = ChatEngine(args.model, args.backend, args.method, args.granularity)
+    engine = ChatEngine(
+        args.model, args.backend, args.method, args.granularity, args.no_effect_threshold
+    )
     demo = build_app(engine)
     demo.launch(server_name=args.host, server_port=args.port, share=False)
     return 0

@@ -60,3 +60,11 @@ def stories_url(stories_engine):
 @pytest.fixture(scope="session")
 def smol_url(smol_engine):
     yield from serve(smol_engine)
+
+
+@pytest.fixture
+def handlers(stories_engine, tmp_path):
+    """Event handlers over the tiny model's engine, exporting into a temporary folder."""
+    from promptxray.chat_ui.handlers import Handlers
+
+    return Handlers(stories_engine, str(tmp_path))

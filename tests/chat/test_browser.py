@@ -55,9 +55,13 @@ def test_type_reply_explanation_and_sentence(stories_url, tmp_path):
             assert "Explanation (occlusion)" in page.locator("#chatbot").inner_text()
             before = _colours(page)
             assert before, "no highlighted tokens"
-            assert "rested mainly on" in page.locator("#summary").inner_text() or (
-                "did not rest" in page.locator("#summary").inner_text()
-            )
+            chat = page.locator("#chatbot").inner_text()
+            assert chat.count("Faithfulness") == 1, chat  # stated once, in the short summary
+            report = page.locator("#report")
+            assert not report.is_visible()  # the full report is one click away
+            page.get_by_text("Full report").click()
+            report.wait_for(state="visible", timeout=10_000)
+            assert "Faithfulness" in report.inner_text()
             page.screenshot(path=str(tmp_path / "reply.png"), full_page=True)
 
             radios = page.locator("#sentence input[type=radio]")

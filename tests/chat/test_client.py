@@ -16,16 +16,23 @@ def connect(url: str):
     return Client(url, verbose=False, httpx_kwargs={"timeout": 300})
 
 
+def _text(message) -> str:
+    """A chat message's text as the client returns it (a string or a list of parts)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part.get("type") == "text")
+
+
 def test_chat_and_explanation_over_the_api(smol_url):
     client = connect(smol_url)
     history, box, _reply_sel, _words = client.predict(QUESTION, "", 16, 0.0, api_name="/chat")
     assert box == ""
     reply = history[-1]
     assert reply["role"] == "assistant"
-    text = "".join(part["text"] for part in reply["content"] if part.get("type") == "text")
-    assert "Paris" in text
+    assert "Paris" in _text(reply)
 
-    status, chunks, _sentence, summary, footer, data, chat = client.predict(
+    status, chunks, _sentence, report, footer, data, chat = client.predict(
         None, "occlusion", "Whole reply", api_name="/explain"
     )
     assert status.startswith("Explained reply 1"), status
@@ -38,9 +45,13 @@ def test_chat_and_explanation_over_the_api(smol_url):
     in_message = [t for t in tokens if start <= t["start"] and t["end"] <= end]
     assert "".join(t["text"] for t in in_message).replace(" ", "") == QUESTION.replace(" ", "")
     assert "Paris" in data["explanation"]["target"]["text"]
-    assert "Paris" in summary and "occlusion" in footer
-    assert "Faithfulness: comprehensiveness" in footer  # measured, beside every explanation
-    assert "Top drivers: removing" in summary  # the template explanation (explainers/nl.py)
+    # under the reply: one short message in the library's words, faithfulness stated once
+    bubble = _text(chat[-1])
+    assert "Paris" in bubble and len(bubble) < 500, bubble
+    assert bubble.count("Faithfulness") == 1
+    assert "occlusion" in footer and "Faithfulness" not in footer
+    # the full report (collapsed on the page): every figure, in the library's words
+    assert "Top drivers: removing" in report and "Faithfulness: " in report
 
     # on demand: ask the model why, and check what it names against the attributions
     why = client.predict(None, api_name="/why")

@@ -9,33 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from promptxray.chat_ui.app import WHOLE, Handlers, new_state, sentence_choices
-from promptxray.chat_ui.engine import (
-    Cancelled,
-    ChatEngine,
-    GenSettings,
-    build_conversation,
-    highlighted,
-    sentences,
-    summary,
-)
+from promptxray.chat_ui.conversation import build_conversation, sentences
+from promptxray.chat_ui.engine import Cancelled, ChatEngine, GenSettings
+from promptxray.chat_ui.handlers import Handlers
+from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
+from promptxray.chat_ui.views import highlighted
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
+from tests.chat.util import run
 
 SETTINGS = GenSettings(max_new_tokens=24)
-
-
-def run(gen):
-    """Drain a handler generator; return its last output."""
-    last = None
-    for last in gen:  # noqa: B007
-        pass
-    return last
-
-
-@pytest.fixture
-def handlers(stories_engine, tmp_path):
-    return Handlers(stories_engine, str(tmp_path))
 
 
 # --- conversation text ----------------------------------------------------------------------
@@ -114,7 +97,7 @@ def test_message_longer_than_context_is_cut_from_the_start(stories_engine):
 # --- explanations ---------------------------------------------------------------------------
 def test_explain_reply_and_retarget_to_a_sentence(stories_engine):
     prepared, event = stories_engine.generate([], "Once upon a time", GenSettings(40))
-    whole = stories_engine.explain(prepared.conversation, event.text, event.ids)
+    whole = stories_engine.explain(prepared, event.text, event.ids)
     assert whole.whole_reply
     assert [t.token_id for t in whole.explanation.target.tokens] == event.ids
     conv = prepared.conversation
@@ -124,20 +107,12 @@ def test_explain_reply_and_retarget_to_a_sentence(stories_engine):
     chunks = highlighted(whole)
     assert "".join(t for t, _ in chunks) == conv.text[conv.body_start :]
     assert all(s is None or -1 <= s <= 1 for _, s in chunks)
-    assert "probability" in summary(whole)
     first = sentences(event.text.strip())[0]
-    part = stories_engine.explain(prepared.conversation, event.text, event.ids, upto=first[1])
+    part = stories_engine.explain(prepared, event.text, event.ids, upto=first[1])
     assert not part.whole_reply
     assert len(part.explanation.target.tokens) < len(event.ids)
     assert part.explanation.target.text.strip().startswith(event.text.strip()[: first[1]])
     assert highlighted(part) != chunks
-
-
-def test_occlusion_summary_uses_ablated_probabilities(stories_engine):
-    prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
-    result = stories_engine.explain(prepared.conversation, event.text, event.ids)
-    text = summary(result)
-    assert "rested mainly on" in text or "did not rest" in text
 
 
 def test_stop_mid_explanation_raises_cancelled(stories_engine):
@@ -145,16 +120,16 @@ def test_stop_mid_explanation_raises_cancelled(stories_engine):
     stop = threading.Event()
     stop.set()
     with pytest.raises(Cancelled):
-        stories_engine.explain(prepared.conversation, event.text, event.ids, stop=stop)
+        stories_engine.explain(prepared, event.text, event.ids, stop=stop)
 
 
 # --- handlers: the whole flow and bad input -------------------------------------------------
 def test_chat_flow_explain_sentence_export(handlers, tmp_path):
-    state = new_state()
+    state = Session()
     out = run(handlers.chat("Once upon a time", "", 40, 0.0, state))
     history = out[0]
     assert history[-1]["role"] == "assistant" and history[-1]["content"]
-    turn = state["turns"][0]
+    turn = state.turns[0]
     out = run(handlers.explain(None, "occlusion", WHOLE, state))
     assert out[0].startswith("Explained reply 1")
     assert out[1] and out[5]["explanation"]["target"]["tokens"]
@@ -163,30 +138,34 @@ def test_chat_flow_explain_sentence_export(handlers, tmp_path):
     assert out2[2]["value"] == sentence
     assert out2[1] != out[1]
     out3 = run(handlers.explain(None, "saliency", WHOLE, state))
-    assert "saliency" in out3[4] and "scores only" in out3[3]
+    assert "saliency" in out3[4] and "unsigned" in out3[3]  # the full report (library's words)
     data = json.loads(Path(handlers.export_json(state)).read_text(encoding="utf-8"))
     assert data["turns"][0]["user"] == "Once upon a time"
     assert len(data["turns"][0]["explanations"]) == 3
+    first = data["turns"][0]["explanations"][0]["explanation"]  # the library's schema, typed
+    assert first["schema_version"] == 2 and first["score_kind"] == "removal"
+    assert len(first["ablated_logprob"]) == len(first["spans"])
+    assert first["faithfulness"] is not None and first["prompt_path"] == "chat.prompty"
     page = Path(handlers.export_html(state)).read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "Turn 1" in page and "<script" not in page
     what = run(handlers.what_if("1: Once", "", 24, 0.0, state))
     assert "probability of the old reply went from" in what
     # undo returns the message to the box; retry regenerates
     run(handlers.retry("", 24, 0.0, state))
-    assert len(state["turns"]) == 1
+    assert len(state.turns) == 1
     out = handlers.undo(state)
-    assert out[1] == "Once upon a time" and state["turns"] == []
+    assert out[1] == "Once upon a time" and state.turns == []
 
 
 def test_empty_message_sends_nothing(handlers):
-    state = new_state()
+    state = Session()
     with pytest.warns(UserWarning, match="empty"):
         out = run(handlers.chat("   \n ", "", 24, 0.0, state))
-    assert state["turns"] == [] and out[0] == []
+    assert state.turns == [] and out[0] == []
 
 
 def test_unsupported_method_is_reported_in_the_panel(handlers, stories_engine):
-    state = new_state()
+    state = Session()
     run(handlers.chat("Once upon a time", "", 16, 0.0, state))
     backend = stories_engine.backend()
     backend.supports_gradients = False  # as an ONNX-like backend would
@@ -195,37 +174,37 @@ def test_unsupported_method_is_reported_in_the_panel(handlers, stories_engine):
     finally:
         del backend.supports_gradients
     assert "Cannot explain" in out[0] and "needs gradients" in out[0]
-    assert len(state["turns"]) == 1
+    assert len(state.turns) == 1
 
 
 def test_stop_mid_generation_keeps_partial_reply(handlers):
-    state = new_state()
+    state = Session()
     gen = handlers.chat("Once upon a time", "", 200, 0.0, state)
     for i, _ in enumerate(gen):
         if i == 4:
             break
     gen.close()  # what Gradio does when the stop button cancels the event
-    turn = state["turns"][0]
-    assert turn["stopped"] and turn["reply"]
+    turn = state.turns[0]
+    assert turn.stopped and turn.reply
     out = run(handlers.chat("And then?", "", 8, 0.0, state))  # the model is free again
-    assert len(state["turns"]) == 2 and "(stopped)" in out[0][1]["content"]
+    assert len(state.turns) == 2 and "(stopped)" in out[0][1]["content"]
 
 
 def test_stop_mid_explanation_keeps_conversation(handlers):
-    state = new_state()
+    state = Session()
     run(handlers.chat("Once upon a time", "", 40, 0.0, state))
-    before = [dict(t, explanations=dict(t["explanations"])) for t in state["turns"]]
+    before = [t.reply for t in state.turns]
     gen = handlers.explain(None, "integrated_gradients", WHOLE, state)
     first = next(gen)
     assert first[0].startswith("⏳")
     gen.close()
-    assert [t["reply"] for t in state["turns"]] == [t["reply"] for t in before]
+    assert [t.reply for t in state.turns] == before
     out = run(handlers.explain(None, "occlusion", WHOLE, state))  # the lock was released
     assert out[0].startswith("Explained")
 
 
 def test_message_too_long_is_truncated_and_said_in_chat(handlers):
-    state = new_state()
+    state = Session()
     out = run(handlers.chat("word " * 1500 + "the end", "", 8, 0.0, state))
     notes = [m for m in out[0] if m.get("metadata")]
     assert notes and "longer than the model's context" in notes[0]["content"]
@@ -244,10 +223,10 @@ def test_model_that_fails_to_load(tmp_path):
     assert "occlusion" in engine.methods()
     assert engine.status().startswith("⚠️")  # what the page shows once loaded
     handlers = Handlers(engine, str(tmp_path))
-    state = new_state()
+    state = Session()
     with pytest.warns(UserWarning, match="could not be loaded"):
         out = run(handlers.chat("hello", "", 8, 0.0, state))
-    assert out[1] == "hello" and state["turns"] == []  # the message stays in the box
+    assert out[1] == "hello" and state.turns == []  # the message stays in the box
 
 
 def test_a_reply_streams_while_an_explanation_runs(stories_engine):
@@ -269,7 +248,7 @@ def test_attention_explanations_wait_for_replies(stories_engine):
     finished = threading.Event()
 
     def work() -> None:
-        stories_engine.explain(prepared.conversation, event.text, event.ids, method="attention")
+        stories_engine.explain(prepared, event.text, event.ids, method="attention")
         finished.set()
 
     with stories_engine.lock.shared():  # a reply is streaming
@@ -280,8 +259,8 @@ def test_attention_explanations_wait_for_replies(stories_engine):
 
 def test_what_if_probability_is_explains_target_probability(stories_engine):
     prepared, event = stories_engine.generate([], "Once upon a time", SETTINGS)
-    result = stories_engine.explain(prepared.conversation, event.text, event.ids)
-    logprob = stories_engine.reply_logprob(prepared.conversation, event.ids)
+    result = stories_engine.explain(prepared, event.text, event.ids)
+    logprob = stories_engine.reply_logprob(prepared, event.ids)
     assert logprob == pytest.approx(result.explanation.target.logprob, abs=1e-6)
 
 

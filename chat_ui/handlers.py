@@ -1,0 +1,299 @@
+"""Every event handler of the chat page, bound to one engine (tests call them without a browser).
+
+Chat handlers output (chatbot, textbox, state, reply selector, word selector); explanation
+handlers (status, highlighted conversation, sentence selector, full report, footer, JSON,
+chatbot). Long work runs through `generation.Pump`, so the handlers stream progress and Gradio's
+cancel (the Stop buttons) stops the model at its next step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from promptxray.chat_ui import export, views
+from promptxray.chat_ui.conversation import clean
+from promptxray.chat_ui.engine import ChatEngine, ExplainResult
+from promptxray.chat_ui.generation import Cancelled, GenSettings, Pump
+from promptxray.chat_ui.session import (
+    Session,
+    Turn,
+    reply_label,
+    sentence_choice,
+    sentence_choices,
+    upto,
+)
+from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.nl import LANGUAGES, describe_self_explanation, format_prob
+
+STAGES = {"target": "scoring the reply", "attribute": "scoring variants"}
+
+
+class Handlers:
+    """Every event handler of the app, bound to one engine."""
+
+    def __init__(self, engine: ChatEngine, export_dir: str | None = None) -> None:
+        self.engine = engine
+        self.export_dir = Path(export_dir or tempfile.mkdtemp(prefix="promptxray-chat-"))
+
+    def _history(self, session: Session) -> list[dict[str, Any]]:
+        return views.chat_history(session, self.engine.no_effect_threshold)
+
+    # --- chat -----------------------------------------------------------------------------------
+    def _chat_views(self, session: Session, box: Any, select_latest: bool = True) -> tuple:
+        choices = session.reply_choices()
+        value = choices[-1] if (choices and select_latest) else None
+        return (
+            self._history(session),
+            box,
+            session,
+            gr.update(choices=choices, value=value),
+            gr.update(choices=session.word_choices(), value=None),
+        )
+
+    def chat(
+        self,
+        message: str,
+        system_prompt: str,
+        max_new_tokens: float,
+        temperature: float,
+        state: Session | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Send `message` and stream the reply."""
+        session = state if state is not None else Session()
+        if not clean(message or ""):
+            gr.Warning("The message is empty: nothing was sent.")
+            yield self._chat_views(session, message)
+            return
+        settings = GenSettings(int(max_new_tokens), float(temperature), system_prompt or "")
+        try:
+            prompt = self.engine.prepare(session.history(), message, settings)
+        except PromptXrayError as exc:
+            gr.Warning(str(exc))
+            yield self._chat_views(session, message)
+            return
+        turn = Turn(user=clean(message), prompt=prompt, note=prompt.note)
+        session.turns.append(turn)
+        if prompt.note:
+            gr.Info(prompt.note)
+        stop = threading.Event()
+        done = False
+        try:
+            yield self._chat_views(session, "", select_latest=False)
+            for event in self.engine.stream(prompt, settings.temperature, stop):
+                turn.reply, turn.ids = clean(event.text), event.ids
+                if event.done:
+                    turn.stopped = event.stopped
+                    done = True
+                    break
+                yield (self._history(session), "", session, gr.update(), gr.update())
+        except PromptXrayError as exc:
+            turn.note = ((turn.note or "") + f" Error: {exc}").strip()
+            done = True
+        finally:
+            if not done:  # cancelled by the stop button: keep what was streamed
+                stop.set()
+                turn.stopped = True
+        yield self._chat_views(session, "")
+
+    def retry(
+        self, system_prompt: str, max_new_tokens: float, temperature: float, state: Session | None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Drop the last reply and generate it again from the same message."""
+        session = state if state is not None else Session()
+        if not session.turns:
+            gr.Warning("There is no message to retry.")
+            yield self._chat_views(session, gr.update())
+            return
+        last = session.turns.pop()
+        count = len(session.turns)
+        yield from self.chat(last.user, system_prompt, max_new_tokens, temperature, session)
+        if len(session.turns) == count:  # the retry could not run: keep the old reply
+            session.turns.append(last)
+            yield self._chat_views(session, "")
+
+    def undo(self, state: Session | None) -> tuple[Any, ...]:
+        """Remove the last turn and put its message back into the textbox."""
+        session = state if state is not None else Session()
+        text = session.turns.pop().user if session.turns else gr.update()
+        return self._chat_views(session, text)
+
+    def pick(self, state: Session, evt: gr.SelectData) -> Any:
+        """A click on a chat message selects the reply of its turn."""
+        owners = views.message_turns(state)
+        index = evt.index if isinstance(evt.index, int) else None
+        if index is None or not (0 <= index < len(owners)):
+            return gr.update()
+        turn = state.turns[owners[index]]
+        return reply_label(owners[index], turn) if clean(turn.reply) else gr.update()
+
+    # --- explanation ----------------------------------------------------------------------------
+    def _show(self, session: Session, index: int, result: ExplainResult, status: str) -> tuple:
+        turn = session.turns[index]
+        threshold = self.engine.no_effect_threshold
+        return (
+            status,
+            views.highlighted(result),
+            gr.update(choices=sentence_choices(turn), value=sentence_choice(turn, result)),
+            views.report(result, session.lang, threshold),
+            views.footer(result),
+            export.result_json(result, index),
+            self._history(session),
+        )
+
+    def explain(
+        self,
+        reply_choice: str | None,
+        method: str | None,
+        sentence: str | None,
+        state: Session | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Explain the chosen reply (default: the latest) with `method`, targeting the whole
+        reply or its part up to the chosen sentence; the summary appears under the reply."""
+        keep = (gr.update(),) * 6
+        session = state if state is not None else Session()
+        index = session.index(reply_choice)
+        if index is None:
+            yield ("Nothing to explain yet: send a message first.", *keep)
+            return
+        turn = session.turns[index]
+        method = method or self.engine.default_method
+        key = (method, upto(turn, sentence))
+        if key in turn.explanations:
+            turn.shown = key
+            yield self._show(session, index, turn.explanations[key], "Explanation (cached).")
+            return
+        label = f"reply {index + 1}"
+        yield (f"⏳ Explaining {label} with **{method}**…", *keep)
+        stop = threading.Event()
+
+        def work(emit: Callable[[tuple[str, int, int]], None]) -> ExplainResult:
+            def progress(stage: str, done: int, total: int) -> None:
+                emit((stage, done, total))
+
+            return self.engine.explain(
+                turn.prompt, turn.reply, turn.ids, method, key[1], progress, stop
+            )
+
+        job = Pump(work, stop, "promptxray-explain")
+        try:
+            with closing(job.batches()) as batches:
+                for batch in batches:
+                    stage, done, total = batch[-1]
+                    what = STAGES.get(stage, stage)
+                    status = f"⏳ Explaining {label} with **{method}**: {what} {done}/{total}…"
+                    yield (status, *keep)
+        except Cancelled:
+            yield ("Explanation stopped; the conversation is unchanged.", *keep)
+            return
+        except PromptXrayError as exc:
+            yield (f"⚠️ Cannot explain {label}: {exc}", *keep)
+            return
+        except Exception as exc:
+            yield (f"⚠️ Explaining {label} failed: {type(exc).__name__}: {exc}", *keep)
+            return
+        turn.show(key, job.result)
+        yield self._show(session, index, job.result, f"Explained {label}.")
+
+    def set_language(
+        self, lang: str | None, reply_choice: str | None, state: Session | None
+    ) -> tuple[Session, list[dict[str, Any]], Any]:
+        """The language of plain-language explanations for this session: the chat's summaries
+        and the shown report are said again in it. Outputs: state, chatbot, full report."""
+        session = state if state is not None else Session()
+        session.lang = lang if lang in LANGUAGES else "en"
+        index = session.index(reply_choice)
+        result = session.turns[index].shown_result if index is not None else None
+        threshold = self.engine.no_effect_threshold
+        text = gr.update() if result is None else views.report(result, session.lang, threshold)
+        return session, self._history(session), text
+
+    def why(self, reply_choice: str | None, state: Session | None) -> str:
+        """Ask the model why it gave the shown explanation's reply, and check its answer
+        against the measured attributions (on demand: it costs a generation)."""
+        session = state if state is not None else Session()
+        index = session.index(reply_choice)
+        if index is None:
+            return "Nothing to ask about yet: send a message first."
+        result = session.turns[index].shown_result
+        if result is None:
+            return "Explain this reply first: the model's answer is checked against it."
+        try:
+            found = self.engine.self_explain(result, session.lang)
+        except PromptXrayError as exc:
+            return f"⚠️ Cannot ask the model: {exc}"
+        return views.markdown_lines(describe_self_explanation(found, session.lang))
+
+    # --- what if --------------------------------------------------------------------------------
+    def what_if(
+        self,
+        word: str | None,
+        replacement: str,
+        max_new_tokens: float,
+        temperature: float,
+        state: Session | None,
+    ) -> Iterator[str]:
+        """Remove (empty replacement) or replace one word of the last message, then generate a
+        new reply and score the old reply under the edited prompt."""
+        session = state if state is not None else Session()
+        if not session.turns or not clean(session.turns[-1].reply):
+            yield "Send a message first."
+            return
+        w = session.word(word)
+        if w is None:
+            yield "Choose a word of your last message first."
+            return
+        turn = session.turns[-1]
+        repl = clean(replacement or "")
+        edited = turn.user[: w.start()] + repl + turn.user[w.end() :]
+        edited = clean(re.sub(r"[ \t]{2,}", " ", edited) if not repl else edited)
+        action = f"replacing {w.group(0)!r} by {repl!r}" if repl else f"removing {w.group(0)!r}"
+        if not clean(edited):
+            yield f"After {action} the message is empty: nothing to run."
+            return
+        msgs = [dict(x) for x in turn.conversation.messages]
+        msgs[-1]["content"] = edited
+        try:
+            prompt = self.engine.prompt_for(msgs, int(max_new_tokens))
+            yield f"⏳ Running the edited message ({action})…"
+            new_reply = ""
+            for event in self.engine.stream(prompt, float(temperature)):
+                new_reply = clean(event.text)
+            old_ids = turn.ids or self.engine.backend().encode_target(turn.reply)
+            before = self.engine.reply_logprob(turn.prompt, old_ids)
+            after = self.engine.reply_logprob(prompt, old_ids)
+        except PromptXrayError as exc:
+            yield f"⚠️ {exc}"
+            return
+        same = "the same reply" if new_reply == clean(turn.reply) else "a different reply"
+        esc = views.markdown_lines
+        yield (
+            f"**What if** ({action}): the edited message is “{esc(edited)}”.\n\n"
+            f"The model now gives {same}: “{esc(new_reply)}”.\n\n"
+            f"The probability of the old reply went from {format_prob(math.exp(before))} to "
+            f"{format_prob(math.exp(after))} (log P {before:.2f} → {after:.2f})."
+        )
+
+    # --- export ---------------------------------------------------------------------------------
+    def export_json(self, state: Session | None) -> str | None:
+        session = state if state is not None else Session()
+        if not session.turns:
+            gr.Warning("Nothing to export yet.")
+            return None
+        return str(export.write_json(session, self.engine.model_name or "default", self.export_dir))
+
+    def export_html(self, state: Session | None) -> str | None:
+        session = state if state is not None else Session()
+        if not session.turns:
+            gr.Warning("Nothing to export yet.")
+            return None
+        threshold = self.engine.no_effect_threshold
+        return str(export.write_html(session, threshold, self.export_dir))
