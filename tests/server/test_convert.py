@@ -61,10 +61,11 @@ def test_unnecessary_hints_follow_the_threshold_and_speak_nl():
     assert hint.severity == types.DiagnosticSeverity.Hint
     assert hint.tags == [types.DiagnosticTag.Unnecessary]
     assert hint.range.start.line == 1
-    assert hint.message == nl.span_line(expl, 1, "en", 0.05)
+    assert hint.message == nl.no_effect_line(expl, 1, "en", 0.05)
+    assert "0.010 < 0.050 nats" in hint.message and "saves 2 token(s)" in hint.message
     wider = convert.unnecessary_diagnostics(expl, PositionMap(text), 0.5, "zh")
     assert [d.range.start.line for d in wider] == [1, 2]
-    assert wider[1].message == nl.span_line(expl, 2, "zh", 0.5)
+    assert wider[1].message == nl.no_effect_line(expl, 2, "zh", 0.5)
     unsigned = _explanation(spans, granularity="line", score_kind="salience")
     assert convert.unnecessary_diagnostics(unsigned, PositionMap(text), 0.5) == []
 
