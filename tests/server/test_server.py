@@ -186,7 +186,8 @@ def test_unnecessary_threshold_governs_every_no_effect_statement(tmp_path: Path)
         hints = await wire.published(uri, count)
         assert wire.ls.engine.cache == passes  # re-shown, not re-explained
         faded = [d for d in hints if d.get("tags") == [1]]
-        assert len(faded) == 4 and all("no measurable effect" in d["message"].lower() for d in faded)
+        assert len(faded) == 4
+        assert all("no measurable effect" in d["message"].lower() for d in faded)
         text = _hover_text(await wire.hover(uri, 0, 1))
         assert "no measurable effect" in text
         assert "have no measurable effect" in text  # the summary, with the same threshold
