@@ -26,8 +26,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--granularity",
         default="token",
-        choices=["token", "word", "line"],
-        help="attribution unit (default token)",
+        choices=["token", "word", "line", "auto"],
+        help="attribution unit (default token; auto: lines, then words and tokens where they "
+        "matter, shown stage by stage with occlusion)",
     )
     p.add_argument(
         "--no-effect-threshold",

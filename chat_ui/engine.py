@@ -184,9 +184,12 @@ class ChatEngine:
         upto: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
         stop: threading.Event | None = None,
+        on_stage: Callable[[ExplainResult], None] | None = None,
     ) -> ExplainResult:
         """Explain `reply` (or its prefix ending at character `upto`) under `prompt`, reusing
-        the prompt's ids (nothing is parsed or tokenised again)."""
+        the prompt's ids (nothing is parsed or tokenised again). With `on_stage`, an anytime
+        explanation (occlusion at granularity "auto") hands it each earlier stage first."""
+        from promptxray.explainers.anytime import explain_stages, stage_plan
         from promptxray.explainers.explain import explain
         from promptxray.explainers.registry import AUTO, get_method
 
@@ -230,7 +233,15 @@ class ChatEngine:
         with self.explain_lock, self.lock.exclusive() if exclusive else self.lock.shared():
             if stop is not None and stop.is_set():
                 raise Cancelled("the explanation was stopped")
-            expl = explain(request, backend=backend, progress=report, model_input=model_input)
+            if on_stage is None or len(stage_plan(request, backend)) == 1:
+                expl = explain(request, backend=backend, progress=report, model_input=model_input)
+            else:
+                for expl in explain_stages(request, backend, report, model_input):
+                    if expl.stage is not None and not expl.stage.final:
+                        seconds = time.perf_counter() - started
+                        on_stage(
+                            ExplainResult(expl, prompt.conversation, target_text, whole, seconds)
+                        )
         seconds = time.perf_counter() - started
         return ExplainResult(expl, prompt.conversation, target_text, whole, seconds)
 

@@ -31,10 +31,17 @@ from promptxray.chat_ui.session import (
     sentence_choices,
     upto,
 )
+from promptxray.explainers import nl
 from promptxray.explainers.errors import PromptXrayError
 from promptxray.explainers.nl import LANGUAGES, describe_self_explanation, format_prob
 
-STAGES = {"target": "scoring the reply", "attribute": "scoring variants"}
+STAGES = {
+    "target": "scoring the reply",
+    "attribute": "scoring variants",
+    "preview": "preview (gradient × input per line)",
+    "lines": "exact line-level occlusion",
+    "refine": "refining words and tokens",
+}
 
 
 class Handlers:
@@ -175,18 +182,24 @@ class Handlers:
         yield (f"⏳ Explaining {label} with **{method}**…", *keep)
         stop = threading.Event()
 
-        def work(emit: Callable[[tuple[str, int, int]], None]) -> ExplainResult:
+        def work(emit: Callable[[Any], None]) -> ExplainResult:
             def progress(stage: str, done: int, total: int) -> None:
                 emit((stage, done, total))
 
             return self.engine.explain(
-                turn.prompt, turn.reply, turn.ids, method, key[1], progress, stop
+                turn.prompt, turn.reply, turn.ids, method, key[1], progress, stop, emit
             )
 
         job = Pump(work, stop, "promptxray-explain")
         try:
             with closing(job.batches()) as batches:
                 for batch in batches:
+                    early = [item for item in batch if isinstance(item, ExplainResult)]
+                    if early:  # an earlier stage of an anytime explanation: show it now
+                        note = nl.stage_note(early[-1].explanation, session.lang)
+                        shown = self._show(session, index, early[-1], f"⏳ {label}: {note}")
+                        yield (*shown[:-1], gr.update())
+                        continue
                     stage, done, total = batch[-1]
                     what = STAGES.get(stage, stage)
                     status = f"⏳ Explaining {label} with **{method}**: {what} {done}/{total}…"

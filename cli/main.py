@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also ask the model why it answered so, and check its answer against the scores",
     )
     ex.add_argument(
+        "--stages",
+        action="store_true",
+        help="with -m occlusion -g auto: print each stage (preview, lines, refined) to stderr "
+        "as soon as it is done; the output is the final result",
+    )
+    ex.add_argument(
         "--no-faithfulness",
         action="store_true",
         help="skip the faithfulness figures (saves a few batched forwards)",
@@ -175,7 +181,11 @@ def run_explain(args: argparse.Namespace) -> int:
     backend = get_backend(
         args.backend, args.model, trust_remote_code=args.trust_remote_code, progress=_say
     )
-    explanation = explain(request, backend=backend, progress=_stage_progress(sys.stderr))
+    progress = _stage_progress(sys.stderr)
+    if args.stages:
+        explanation = _print_stages(request, backend, progress, args)
+    else:
+        explanation = explain(request, backend=backend, progress=progress)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
@@ -195,6 +205,23 @@ def run_explain(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _print_stages(request: ExplainRequest, backend: Any, progress: Any, args: Any) -> Any:
+    """Run an anytime explanation, printing each stage's summary to stderr as it arrives;
+    return the final stage."""
+    from promptxray.explainers.anytime import explain_stages
+    from promptxray.explainers.nl import summary
+
+    final = None
+    for stage in explain_stages(request, backend, progress):
+        info = stage.stage
+        assert info is not None
+        head = f"[{info.index}/{info.total} {info.name} · {info.seconds:.1f} s]"
+        text = summary(stage, args.lang, args.no_effect_threshold)
+        print(f"promptxray: {head} {text}", file=sys.stderr, flush=True)
+        final = stage
+    return final
 
 
 def _say(message: str) -> None:

@@ -40,6 +40,23 @@ class HierarchyInfo:
 
 
 @dataclass
+class StageInfo:
+    """Which stage of an anytime explanation this is (explainers/anytime.py): `name` is
+    "preview" (a one-pass estimate), "lines" (exact line-level occlusion) or "refined" (lines,
+    then words and tokens where they matter); `final` marks the last, complete one."""
+
+    name: str
+    index: int  # 1-based
+    total: int
+    final: bool
+    seconds: float = 0.0  # since the explanation started
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageInfo:
+        return _build(cls, data)
+
+
+@dataclass
 class FaithfulnessCurves:
     """Deletion and insertion curves (target log-probability after removing / keeping the top
     `counts` units) and the ERASER bins; the headline figures are in `Explanation.metrics`."""

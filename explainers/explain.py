@@ -116,17 +116,29 @@ def explain(
     (or `method="auto"`: the most faithful of the cheap methods on this prompt); with
     `request.self_explain`, also ask the model why and check its answer against the scores."""
     expl, backend = _explain(request, backend, progress, model_input)
-    if request.self_explain and expl.faithfulness is not None:
-        from promptxray.explainers.nl import self_explain
-
-        if progress:
-            progress("self-explain", 0, 1)
-        messages = parse_document(request.text, request.path).messages
-        prompt_text = "\n\n".join(m.content for m in messages)
-        expl.self_explanation = self_explain(backend, expl, prompt_text, lang=request.lang)
-        if progress:
-            progress("self-explain", 1, 1)
+    self_explain_into(expl, request, backend, progress)
     return expl
+
+
+def self_explain_into(
+    expl: Explanation,
+    request: ExplainRequest,
+    backend: Backend,
+    progress: StageProgress | None = None,
+) -> None:
+    """With `request.self_explain`: ask the model why it answered so, and check its answer
+    against the explanation's scores (only for explanations about the answer)."""
+    if not request.self_explain or expl.faithfulness is None:
+        return
+    from promptxray.explainers.nl import self_explain
+
+    if progress:
+        progress("self-explain", 0, 1)
+    messages = parse_document(request.text, request.path).messages
+    prompt_text = "\n\n".join(m.content for m in messages)
+    expl.self_explanation = self_explain(backend, expl, prompt_text, lang=request.lang)
+    if progress:
+        progress("self-explain", 1, 1)
 
 
 def _explain(
@@ -140,7 +152,7 @@ def _explain(
         if request.granularity == "auto":
             prep.ctx = replace(prep.ctx, units=_auto_level_units(prep))
         auto = choose_method(prep.ctx, prep.started)
-        expl = _assemble(request, prep, backend, auto.spec, auto.result, auto.faithfulness)
+        expl = assemble(request, prep, backend, auto.spec, auto.result, auto.faithfulness)
         expl.auto = auto.report()
         return expl, backend
     spec = get_method(request.method)
@@ -160,7 +172,7 @@ def _explain(
             "faithfulness_s": time.perf_counter() - prep.started - method_s,
             "faithfulness_forward_passes": backend.counters.forward_passes - passes,
         }
-    return _assemble(request, prep, backend, spec, result, faith), backend
+    return assemble(request, prep, backend, spec, result, faith), backend
 
 
 def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
@@ -185,7 +197,7 @@ def _auto_level_units(prep: Prepared) -> list[list[int]]:
     return group_units(prep.source, tokens, "word" if len(tokens) <= AUTO_WORD_LIMIT else "line")
 
 
-def _assemble(
+def assemble(
     request: ExplainRequest,
     prep: Prepared,
     backend: Backend,

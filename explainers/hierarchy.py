@@ -74,11 +74,19 @@ def _worth_refining(scores: np.ndarray, candidates: list[int], limit: int) -> li
     return chosen
 
 
-def refine(ctx: MethodContext, source: str) -> Hierarchy:
-    """Lines, then words in the lines that matter, then tokens in the words that matter."""
+def line_pass(ctx: MethodContext, source: str) -> tuple[list[list[int]], np.ndarray]:
+    """The line units and each line's leave-one-out effect (one batched call)."""
+    line_units = group_units(source, ctx.input.tokens, "line")
+    return line_units, _leave_one_out(ctx, line_units, list(range(len(line_units))))
+
+
+def refine(
+    ctx: MethodContext, source: str, known: tuple[list[list[int]], np.ndarray] | None = None
+) -> Hierarchy:
+    """Lines, then words in the lines that matter, then tokens in the words that matter.
+    `known`: the line pass when it was already run (an anytime explanation's line stage)."""
     tokens = ctx.input.tokens
-    line_units = group_units(source, tokens, "line")
-    line_scores = _leave_one_out(ctx, line_units, list(range(len(line_units))))
+    line_units, line_scores = known if known is not None else line_pass(ctx, source)
     word_units = group_units(source, tokens, "word")
     word_of = {t: w for w, unit in enumerate(word_units) for t in unit}
 

@@ -16,6 +16,7 @@ from promptxray.explainers.details import (
     FaithfulnessCurves,
     HierarchyInfo,
     SelfExplanation,
+    StageInfo,
 )
 
 Granularity = Literal["token", "word", "line"]
@@ -31,6 +32,7 @@ _TYPED_DETAILS: dict[str, Any] = {
     "faithfulness": FaithfulnessCurves.from_dict,
     "auto": AutoReport.from_dict,
     "self_explanation": SelfExplanation.from_dict,
+    "stage": StageInfo.from_dict,
 }
 
 
@@ -132,6 +134,7 @@ class Explanation:
     auto: AutoReport | None = None  # method "auto": what it chose and why
     counterfactuals: Counterfactuals | None = None
     self_explanation: SelfExplanation | None = None
+    stage: StageInfo | None = None  # anytime explanations: which stage (None: a single result)
 
     def __post_init__(self) -> None:
         if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds
@@ -157,7 +160,7 @@ class Explanation:
         details = dict(data.get("details") or {})
         if data.get("schema_version", 1) < 2:  # typed fields were keys of `details`
             for key in _TYPED_DETAILS:
-                if key in details:
+                if key in details and key != "stage":
                     data[key] = details.pop(key)
             if "counterfactuals" in details:
                 data["counterfactuals"] = {

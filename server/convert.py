@@ -64,6 +64,9 @@ def hover_markdown(
         f"{expl.wall_time_s:.2f} s",
         escape_md(nl.summary(expl, lang, threshold)),
     ]
+    note = nl.stage_note(expl, lang)
+    if note:  # an early stage of an anytime explanation: say what it is, what still runs
+        lines.insert(0, f"*{escape_md(note)}*")
     if expl.self_explanation is not None:
         lines.append(escape_md(nl.self_explanation_line(expl.self_explanation, lang)))
     lines.append(command_link(REPORT_TITLE, SHOW_REPORT, [uri]))
@@ -188,8 +191,8 @@ def code_lenses(
     )
     if expl is not None:
         title = (
-            f"promptxray: {expl.target.text!r} P={nl.format_prob(expl.target.prob)} · "
-            f"{expl.method} · {expl.wall_time_s:.1f}s"
+            f"promptxray: {nl.stage_tag(expl)}{expl.target.text!r} "
+            f"P={nl.format_prob(expl.target.prob)} · {expl.method} · {expl.wall_time_s:.1f}s"
         )
     else:
         title = f"promptxray: {state}"

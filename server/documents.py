@@ -158,6 +158,10 @@ class Documents:
         result = self.ls.engine.cached(job)
         if result is None:
             doc.job, doc.status = job, "explaining"
+            loop = asyncio.get_running_loop()
+            job.on_stage = lambda stage: loop.call_soon_threadsafe(
+                self._show_stage, doc, job, text, stage
+            )
             try:
                 result = await self.ls.reporter.run(job, self.ls.engine.submit)
             except JobCancelled:
@@ -169,10 +173,10 @@ class Documents:
             log.info("explained %s (version %s) in %.2f s", uri, job.version, result.seconds)
         if doc.latest is not job:  # a newer request came while this one finished
             return result
-        self.ls.reporter.finished(uri, result)
         now = self.ls.workspace.text_documents.get(uri)
         if self.docs.get(uri) is doc and now is not None and now.source == text:
             self._store(doc, text, result)
+        self.ls.reporter.finished(uri, result)  # after the diagnostics: "ready" means shown
         return result  # stale results are returned to the caller but never shown
 
     async def run_aside(self, uri: str, overrides: dict[str, Any]) -> JobResult | None:
@@ -191,11 +195,22 @@ class Documents:
             self.ls.reporter.finished(uri, doc.result or result)
         return result
 
-    def _store(self, doc: Doc, text: str, result: JobResult) -> None:
+    def _show_stage(self, doc: Doc, job: Job, text: str, result: JobResult) -> None:
+        """An earlier stage of the document's running job: shown at once, unless the job was
+        superseded or the text changed since (a stale stage is never published)."""
+        if job.cancelled.is_set() or doc.latest is not job or self.docs.get(doc.uri) is not doc:
+            return
+        now = self.ls.workspace.text_documents.get(doc.uri)
+        if now is None or now.source != text:
+            return
+        stage = result.explanation.stage if result.explanation else None
+        self._store(doc, text, result, status=f"explaining ({stage.name})" if stage else None)
+
+    def _store(self, doc: Doc, text: str, result: JobResult, status: str | None = None) -> None:
         doc.result, doc.text, doc.pmap = result, text, PositionMap(text)
         if result.explanation is not None:
             doc.body_start = result.explanation.body_start
-        doc.status = "error" if result.error else "ready"
+        doc.status = status or ("error" if result.error else "ready")
         self.ls.publisher.publish(doc)
 
     # --- typed lookups -------------------------------------------------------------------------

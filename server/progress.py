@@ -10,6 +10,9 @@
     load          the model is loading (done/total 0/1, then 1/1)
     target        the answer to explain is being found (generated or teacher-forced)
     attribute     the method runs; done/total count its steps when it reports them
+    preview       anytime explanations (occlusion, granularity auto): the one-pass preview
+    lines         ... exact line-level occlusion (its result is shown when it ends)
+    refine        ... words and tokens of the lines that matter (then "ready")
     self-explain  the model is asked why it answered so (setting selfExplain)
     ready         the document's explanation is ready (done = total = 1)
     error         the job ended with an error, shown as a diagnostic (done = total = 0)
@@ -35,12 +38,26 @@ if TYPE_CHECKING:
     from promptxray.server.server import PromptXrayServer
 
 STATUS_NOTIFICATION = "promptxray/status"
-STATUS_STAGES = ("queued", "load", "target", "attribute", "self-explain", "ready", "error")
+STATUS_STAGES = (
+    "queued",
+    "load",
+    "target",
+    "attribute",
+    "preview",
+    "lines",
+    "refine",
+    "self-explain",
+    "ready",
+    "error",
+)
 MESSAGES = {  # the human text of each working stage in $/progress
     "queued": "queued",
     "load": "loading the model",
     "target": "finding the answer",
     "attribute": "attributing",
+    "preview": "preview (gradient × input per line)",
+    "lines": "exact line-level occlusion",
+    "refine": "refining words and tokens",
     "self-explain": "asking the model why",
 }
 STEP_PERCENT = 10  # report a stage's progress again after this many percent

@@ -3,8 +3,11 @@
 The language server submits a `Job` per document version; the worker loads the model on first
 use, runs the configured method (which also asks the model why when `request.self_explain` is
 set) plus a line-level occlusion (for the "no measurable effect" hints), and returns a
-`JobResult`. A newer job for the same document cancels the older one at its next progress
-step; `Engine.shutdown` stops the worker. Nothing here knows about LSP.
+`JobResult`. Occlusion at granularity "auto" runs as an anytime explanation
+(explainers/anytime.py): each earlier stage (a one-pass preview, then exact lines) is handed
+to `Job.on_stage` as soon as it is done, and the job's result is the final stage. A newer job
+for the same document cancels the older one at its next progress step, between stages or
+inside one; `Engine.shutdown` stops the worker. Nothing here knows about LSP.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Job:
     request: ExplainRequest
     cancelled: threading.Event = field(default_factory=threading.Event)
     progress: Progress | None = None
+    # called (in the worker thread) with each earlier stage of an anytime explanation
+    on_stage: Callable[[JobResult], None] | None = None
 
     def key(self) -> tuple[Any, ...]:
         r = self.request
@@ -146,7 +151,7 @@ class Engine:
             raise JobCancelled(job.uri)
         progress = self._progress(job)
         backend = self._backend(job, progress)
-        main = explain(job.request, backend=backend, progress=progress)
+        main = self._stages(job, backend, progress)
         if main.method == "occlusion" and main.granularity == "line":
             return JobResult(explanation=main, lines=main)
         if main.hierarchy is not None:
@@ -164,6 +169,22 @@ class Engine:
         )
         lines = explain(lines_request, backend=backend, progress=progress)
         return JobResult(explanation=main, lines=lines)
+
+    def _stages(self, job: Job, backend: Any, progress: Progress) -> Explanation:
+        """The job's explanation; an anytime one hands its earlier stages to `job.on_stage`."""
+        from promptxray.explainers.anytime import explain_stages, stage_plan
+        from promptxray.explainers.explain import explain
+
+        if job.on_stage is None or len(stage_plan(job.request, backend)) == 1:
+            return explain(job.request, backend=backend, progress=progress)
+        for stage in explain_stages(job.request, backend, progress):
+            if stage.stage is not None and stage.stage.final:
+                return stage
+            if job.cancelled.is_set():
+                raise JobCancelled(job.uri)
+            lines = stage if stage.score_kind == "removal" else None
+            job.on_stage(JobResult(explanation=stage, lines=lines))
+        raise RuntimeError("an anytime explanation ended without a final stage")
 
     def shutdown(self) -> None:
         """Stop the worker: queued jobs are dropped, a running one stops at its next step

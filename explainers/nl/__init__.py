@@ -12,6 +12,8 @@ from promptxray.explainers.nl.describe import (
     no_effect,
     no_effect_line,
     span_line,
+    stage_note,
+    stage_tag,
     summary,
     verdict,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "self_explain",
     "self_explanation_line",
     "span_line",
+    "stage_note",
+    "stage_tag",
     "summary",
     "support_k",
     "top_drivers",

@@ -77,11 +77,34 @@ def _units(t: dict[str, str], expl: Explanation) -> str:
 # --- one span ----------------------------------------------------------------------------------
 
 
+def stage_tag(expl: Explanation, lang: str = "en") -> str:
+    """ "[preview 1/3] " on an early stage of an anytime explanation; "" on a final result."""
+    stage = expl.stage
+    if stage is None or stage.final:
+        return ""
+    t = templates(lang)
+    name = t.get(f"stage_{stage.name}", stage.name)
+    return t["stage_tag"].format(name=name, index=stage.index, total=stage.total)
+
+
+def stage_note(expl: Explanation, lang: str = "en") -> str:
+    """One sentence on what an early stage shows and what is still running ("" when final)."""
+    stage = expl.stage
+    if stage is None or stage.final:
+        return ""
+    template = templates(lang).get(f"stage_note_{stage.name}")
+    return template.format(seconds=f"{stage.seconds:.1f}") if template else ""
+
+
 def span_line(
     expl: Explanation, index: int, lang: str = "en", threshold: float = NO_EFFECT_NATS
 ) -> str:
     """One line about span `index`: its rank and its effect in the method's own terms (for a
     removal, the answer's probability with and without it)."""
+    return stage_tag(expl, lang) + _span_effect(expl, index, lang, threshold)
+
+
+def _span_effect(expl: Explanation, index: int, lang: str, threshold: float) -> str:
     t = templates(lang)
     span = expl.spans[index]
     value = score(span)

@@ -75,3 +75,29 @@ def test_self_explanation_is_kept_on_the_explanation_and_in_the_report(handlers)
     assert answer == markdown_lines(nl.describe_self_explanation(found, "en"))
     report = handlers._show(state, 0, result, "")[3]
     assert answer in report  # the full report includes the model's own account
+
+
+def test_anytime_stages_show_while_the_final_explanation_runs(tmp_path):
+    """With granularity auto, the chat shows the preview and the exact lines before the final
+    explanation, each saying which stage it is; only the final one becomes the bubble."""
+    from promptxray.chat_ui.engine import ChatEngine
+    from promptxray.chat_ui.handlers import Handlers
+    from promptxray.chat_ui.session import WHOLE, Session
+    from tests.conftest import STORIES
+
+    engine = ChatEngine(str(STORIES), granularity="auto")
+    handlers = Handlers(engine, str(tmp_path))
+    state = Session()
+    for _ in handlers.chat(
+        "Once upon a time there was a girl.\nShe had a dog.", "", 12, 0.0, state
+    ):
+        pass
+    outputs = list(handlers.explain(None, "occlusion", WHOLE, state))
+    statuses = [out[0] for out in outputs]
+    preview = [i for i, s in enumerate(statuses) if "Preview after" in s]
+    lines = [i for i, s in enumerate(statuses) if "Exact line-level occlusion after" in s]
+    assert preview and lines and preview[0] < lines[0] < len(outputs) - 1, statuses
+    assert statuses[-1].startswith("Explained")
+    final = state.turns[-1].shown_result
+    assert final is not None and final.explanation.stage is not None
+    assert final.explanation.stage.final and final.explanation.granularity == "auto"

@@ -139,9 +139,15 @@ class Harness:
         return await asyncio.wait_for(loop(), timeout)
 
     async def diagnostics_after(self, uri: str, count: int) -> list[types.Diagnostic]:
-        """The diagnostics of the next publication once `count` have arrived for uri."""
-        await self.wait_for(lambda: len(self.diagnostics[uri]) > count)
+        """The diagnostics of the final result once `count` publications have arrived for uri
+        (anytime explanations publish earlier stages first; "ready" or "error" ends a job)."""
+        await self.wait_for(lambda: len(self.diagnostics[uri]) > count and self.settled(uri))
         return self.diagnostics[uri][-1]
+
+    def settled(self, uri: str) -> bool:
+        """The latest status of uri says its job ended (its final result is shown)."""
+        mine = [s for s in self.statuses if s.get("uri") == uri]
+        return bool(mine) and mine[-1]["stage"] in ("ready", "error")
 
     async def hover(self, uri: str, line: int, character: int) -> types.Hover | None:
         return await self.client.text_document_hover_async(

@@ -103,12 +103,15 @@ def test_status_notifications_carry_a_machine_readable_stage(tmp_path: Path):
         stages = [s["stage"] for s in statuses]
         assert set(stages) <= set(STATUS_STAGES)
         assert stages[0] == "queued" and stages[-1] == "ready"
-        assert stages.index("load") < stages.index("target") < stages.index("attribute")
+        # the default (occlusion, granularity auto) is an anytime explanation
+        order = [stages.index(s) for s in ("load", "target", "preview", "lines", "refine")]
+        assert order == sorted(order)
         assert all(0 <= s["done"] <= s["total"] or s["total"] == 0 for s in statuses)
         assert all(set(s) == {"uri", "stage", "done", "total"} for s in statuses)
         # $/progress keeps the human text beside it
         reports = [p["value"] for p in wire.params("$/progress") if p["value"]["kind"] == "report"]
-        assert "attributing" in [r.get("message") for r in reports]
+        messages = [r.get("message") for r in reports]
+        assert "exact line-level occlusion" in messages and "refining words and tokens" in messages
 
         empty = wire.open(tmp_path / "empty.prompt", "")
         await wire.published(empty)

@@ -130,6 +130,12 @@ class Wire:
         return await asyncio.wait_for(loop(), timeout)
 
     async def published(self, uri: str, count: int = 0) -> list[dict[str, Any]]:
-        """The diagnostics of the first publication after `count` for uri."""
-        await self.wait_for(lambda: len(self.diagnostics(uri)) > count)
-        return self.diagnostics(uri)[count]
+        """The diagnostics of the final result once more than `count` publications arrived for
+        uri (anytime explanations publish earlier stages first; "ready"/"error" ends a job)."""
+        await self.wait_for(lambda: len(self.diagnostics(uri)) > count and self.settled(uri))
+        return self.diagnostics(uri)[-1]
+
+    def settled(self, uri: str) -> bool:
+        """The latest status of uri says its job ended (its final result is shown)."""
+        mine = self.statuses(uri)
+        return bool(mine) and mine[-1]["stage"] in ("ready", "error")
