@@ -33,6 +33,8 @@ class HierarchyInfo:
     line_token_indices: list[list[int]]
     refined_lines: list[int] = field(default_factory=list)
     refined_words: int = 0
+    # what was not refined and why (pruning): one plain sentence each
+    skipped: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HierarchyInfo:

@@ -20,6 +20,9 @@ from promptxray.explainers.units import group_units
 COVER = 0.8  # refine the top units until they hold this share of the level's total |score|
 REFINE_LINES = 8  # at most this many lines are split into words (option refine_lines)
 REFINE_WORDS = 8  # at most this many words are split into tokens (option refine_words)
+# a line or word whose |effect| is under this many nats is not split (option refine_floor):
+# the "no measurable effect" threshold of explainers/nl
+REFINE_FLOOR = 0.05
 # methods other than occlusion: word units up to this many prompt tokens, lines above
 AUTO_WORD_LIMIT = 512
 
@@ -36,6 +39,7 @@ class Hierarchy:
     line_scores: np.ndarray
     refined_lines: list[int] = field(default_factory=list)
     refined_words: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     def info(self) -> HierarchyInfo:
         """The typed record an Explanation carries (levels and the line pass)."""
@@ -45,6 +49,7 @@ class Hierarchy:
             line_token_indices=self.line_units,
             refined_lines=self.refined_lines,
             refined_words=self.refined_words,
+            skipped=list(self.skipped),
         )
 
 
@@ -59,19 +64,41 @@ def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int])
     return ctx.base_score - scored
 
 
-def _worth_refining(scores: np.ndarray, candidates: list[int], limit: int) -> list[int]:
-    """The candidates with the largest |score|, until they cover COVER of the total."""
+def _worth_refining(
+    scores: np.ndarray, candidates: list[int], limit: int, floor: float = 0.0
+) -> tuple[list[int], dict[str, int]]:
+    """The candidates with the largest |score|, until they cover COVER of the total, at most
+    `limit`, and none under `floor` nats (a unit with no measurable effect is not split: its
+    parts could only matter by cancelling each other). Also: how many were pruned by which
+    rule ("floor", "cover", "limit")."""
+    pruned = {"floor": 0, "cover": 0, "limit": 0}
     total = float(np.abs(scores).sum())
     if total == 0.0 or limit <= 0:
-        return []
+        pruned["floor" if total == 0.0 else "limit"] = len(candidates)
+        return [], pruned
     chosen: list[int] = []
     covered = 0.0
     for i in sorted(candidates, key=lambda i: -abs(scores[i])):
-        if covered >= COVER * total or len(chosen) >= limit:
-            break
-        chosen.append(i)
-        covered += abs(scores[i])
-    return chosen
+        if abs(scores[i]) < floor:
+            pruned["floor"] += 1
+        elif covered >= COVER * total:
+            pruned["cover"] += 1
+        elif len(chosen) >= limit:
+            pruned["limit"] += 1
+        else:
+            chosen.append(i)
+            covered += abs(scores[i])
+    return chosen, pruned
+
+
+def _skipped(kind: str, pruned: dict[str, int], limit: int, floor: float) -> list[str]:
+    """Plain sentences for what a refinement step left unsplit and why."""
+    why = {
+        "floor": f"no measurable effect (|Δ log P| under {floor:g} nats)",
+        "cover": f"outside the top {kind}s that hold {COVER:.0%} of the effect",
+        "limit": f"beyond the limit of {limit} {kind}s (option refine_{kind}s)",
+    }
+    return [f"{n} {kind}(s) not refined: {why[rule]}" for rule, n in pruned.items() if n]
 
 
 def line_pass(ctx: MethodContext, source: str) -> tuple[list[list[int]], np.ndarray]:
@@ -92,8 +119,11 @@ def refine(
 
     max_lines = ctx.option("refine_lines", REFINE_LINES, int, lo=0)
     max_words = ctx.option("refine_words", REFINE_WORDS, int, lo=0)
+    floor = ctx.option("refine_floor", REFINE_FLOOR, float, lo=0)
     splittable = [i for i, unit in enumerate(line_units) if len({word_of[t] for t in unit}) > 1]
-    lines = sorted(_worth_refining(line_scores, splittable, max_lines))
+    chosen, pruned = _worth_refining(line_scores, splittable, max_lines, floor)
+    lines = sorted(chosen)
+    skipped = _skipped("line", pruned, max_lines, floor)
 
     words_in: dict[int, list[int]] = {}
     for li in lines:
@@ -105,7 +135,9 @@ def refine(
     ranked = np.zeros(len(word_units))
     for w, s in word_scores.items():
         ranked[w] = s
-    split_words = set(_worth_refining(ranked, multi, max_words))
+    chosen_words, pruned = _worth_refining(ranked, multi, max_words, floor)
+    split_words = set(chosen_words)
+    skipped += _skipped("word", pruned, max_words, floor)
     token_units = [[t] for w in sorted(split_words) for t in word_units[w]]
     token_scores = dict(
         zip(
@@ -144,4 +176,5 @@ def refine(
         line_scores=line_scores,
         refined_lines=lines,
         refined_words=len(split_words),
+        skipped=skipped,
     )

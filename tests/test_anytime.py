@@ -118,3 +118,22 @@ def test_cli_prints_each_stage_and_outputs_the_final_result(tmp_path, capsys):
     assert [s["score"] for s in plain["spans"]] == pytest.approx(
         [s["score"] for s in final["spans"]], abs=TOL
     )
+
+
+def test_refinement_prunes_what_cannot_matter_and_says_so(stories):
+    lines = [
+        f"Once upon a time there was a girl named Lily number {i}. She liked it." for i in range(8)
+    ]
+    text = "\n".join(lines) + "\nOne day Lily"
+    expl = explain(request_for(text, method="occlusion", granularity="auto"), backend=stories)
+    h = expl.hierarchy
+    assert h is not None
+    line_scores = np.abs(np.array(h.line_scores))
+    assert all(line_scores[i] >= 0.05 for i in h.refined_lines)  # no split of a no-effect line
+    quiet = int((line_scores < 0.05).sum())
+    said = {s.split(" line(s)")[0]: s for s in h.skipped if " line(s) " in s}
+    if quiet:
+        assert f"{quiet} line(s) not refined: no measurable effect" in " ".join(h.skipped)
+    counted = sum(int(n) for n in said)
+    assert counted + len(h.refined_lines) == len(h.line_scores)  # every line accounted for
+    assert "not refined" in nl.describe(expl)

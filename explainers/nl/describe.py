@@ -338,6 +338,17 @@ def describe(
             )
         elif not unsigned:
             lines.append(t["no_effect_none"].format(total=ne["total"]))
+    if expl.hierarchy is not None:  # granularity "auto": what was refined, what was pruned
+        h = expl.hierarchy
+        skipped = t["sep"].join(h.skipped)
+        lines.append(
+            t["refined"].format(
+                lines=len(h.refined_lines),
+                total=len(h.line_scores),
+                words=h.refined_words,
+                skipped=t["refined_skipped"].format(items=skipped) if skipped else "",
+            )
+        )
     figures = [_metric_phrase(t, facts, k, v) for k, v in facts["metrics"].items()]
     lines.append(t["faith"].format(items=t["sep"].join(figures)) if figures else t["faith_none"])
     if expl.self_explanation is not None:

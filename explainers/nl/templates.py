@@ -114,6 +114,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_activation": "{rank} · activation {value}",
         "span_no_effect": "{rank} · no measurable effect (|Δ log P| {value} < {threshold} nats)",
         # anytime stages (explainers/anytime.py): what an early, partial result is
+        "refined": (
+            "Refined {lines} of {total} lines into words and {words} words into tokens{skipped}."
+        ),
+        "refined_skipped": "; {items}",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "preview",
         "stage_lines": "lines",
@@ -238,6 +242,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_salience": "{rank} · {method} {value}（无正负：只表示大小，不表示方向）",
         "span_activation": "{rank} · 激活 {value}",
         "span_no_effect": "{rank} · 无可测效果（|Δ log P| {value} < {threshold} nats）",
+        "refined": "已将 {total} 行中的 {lines} 行细化为词，{words} 个词细化为词元{skipped}。",
+        "refined_skipped": "；{items}",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "预览",
         "stage_lines": "逐行",
