@@ -86,7 +86,9 @@ def prepare(
     target_ids, generated = resolve_target(
         backend, model_input.ids, request.target, request.max_new_tokens, request.target_ids
     )
-    base = backend.target_logprobs([model_input.ids], target_ids)[0]
+    # as a variant of itself: the prompt's key/value cache it computes (torch) is the prefix
+    # every occlusion variant then reuses, so f(x) costs almost nothing beyond it
+    base = backend.target_logprobs([model_input.ids], target_ids, reference=model_input.ids)[0]
     if progress:
         progress("target", 1, 1)
 
