@@ -61,3 +61,29 @@ class UnsupportedMethodError(PromptXrayError):
 
 class InvalidRequestError(PromptXrayError):
     """A setting of the request is out of range or of the wrong kind."""
+
+
+class MemoryLimitError(PromptXrayError):
+    """A method's smallest unit of work does not fit in the memory available now.
+
+    Methods catch it and fall back to line-level occlusion (explainers/methods/degrade.py),
+    saying so in the result; it reaches users only where no fallback applies."""
+
+    def __init__(self, what: str, tokens: int, needed: int, available: int) -> None:
+        self.what = what
+        self.tokens = tokens
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"{what} needs about {size(needed)} at {tokens} tokens, more than the "
+            f"{size(available)} of memory available; occlusion, shapley, surrogate and "
+            "counterfactual run in batches that fit (use line granularity on long prompts)"
+        )
+
+
+def size(n: float) -> str:
+    """Bytes for people: 1.5 GiB, 300 MiB, 12 KiB."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{int(n)} B"

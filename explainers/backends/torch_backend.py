@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
 
+from promptxray.explainers.backends import memory
 from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, left_pad
+from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.models.loading import LoadedModel
 
 
@@ -194,13 +197,34 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return table(torch.tensor(list(ids), device=self.device)).detach()
 
-    def logprobs_from_embeds(self, embeds: torch.Tensor, target: Sequence[int]) -> torch.Tensor:
+    def logprobs_from_embeds(
+        self, embeds: torch.Tensor, target: Sequence[int], checkpoint: bool | None = None
+    ) -> torch.Tensor:
         """Log-probs [B, T] of `target` for rows of embeddings [B, L, D] that already end with
-        the embeddings of target[:-1]; differentiable."""
+        the embeddings of target[:-1]; differentiable.
+
+        `checkpoint`: recompute each decoder layer in the backward instead of keeping its
+        activations (same gradients, one more forward's work). None: only when a backward
+        through the whole batch would not fit in memory (memory.py); MemoryLimitError when
+        even a checkpointed one would not."""
+        if checkpoint is None and embeds.requires_grad and torch.is_grad_enabled():
+            rows, width = int(embeds.shape[0]), int(embeds.shape[1])
+            plain = rows * memory.gradient_row_bytes(self.model, width, len(target))
+            if plain > memory.single_limit():
+                lean = rows * memory.gradient_row_bytes(self.model, width, len(target), True)
+                if not memory.decoder_layers(self.model):
+                    lean = plain  # nothing to checkpoint
+                if lean > memory.single_limit():
+                    raise MemoryLimitError("the gradient", width, lean, memory.available_bytes())
+                checkpoint = True
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)
-        out = self.model(
-            inputs_embeds=embeds, attention_mask=mask, logits_to_keep=len(target), use_cache=False
-        )
+        with memory.checkpointed_layers(self.model) if checkpoint else nullcontext():
+            out = self.model(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                logits_to_keep=len(target),
+                use_cache=False,
+            )
         self.counters.forward_passes += 1
         self.counters.sequences += int(embeds.shape[0])
         return gather_logprobs(out.logits, list(target))
@@ -220,15 +244,110 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def attentions(self, ids: Sequence[int]) -> list[torch.Tensor]:
-        """Per layer, attention weights [heads, L, L] of one sequence."""
+        """Per layer, attention weights [heads, L, L] of one sequence, all held at once
+        (layers x heads x L^2 floats: 17 GB for SmolLM2 at 4,000 tokens). Long prompts use
+        `attention_maps` (one layer at a time) or `attention_rows` (only some rows)."""
         input_ids = torch.tensor([list(ids)], device=self.device)
         with self.eager_attention():
-            out = self.model(input_ids=input_ids, output_attentions=True, use_cache=False)
+            out = self.model(
+                input_ids=input_ids, output_attentions=True, use_cache=False, logits_to_keep=1
+            )
         self.counters.forward_passes += 1
         self.counters.sequences += 1
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError("the model returned no attention weights")
         return [a[0].float() for a in out.attentions]
+
+    @torch.inference_mode()
+    def attention_maps(self, ids: Sequence[int], read: Callable[[int, torch.Tensor], None]) -> int:
+        """One forward with eager attention that hands each layer's weights [heads, L, L] of one
+        sequence to `read(layer, weights)` as soon as they are computed, and frees them before
+        the next layer: one layer's maps are live at a time. Returns the number of layers."""
+        modules, index = memory.attention_modules(self.model)
+        memory.check_attention_layer(self.model, len(ids), len(ids), "reading attention")
+
+        def hook(layer: int) -> Callable[..., Any]:
+            def on_output(_module: Any, _args: Any, output: Any) -> Any:
+                read(layer, output[index][0].float())
+                return (*output[:index], None, *output[index + 1 :])
+
+            return on_output
+
+        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(modules)]
+        try:
+            with self.eager_attention():
+                self.model(
+                    input_ids=torch.tensor([list(ids)], device=self.device),
+                    use_cache=False,
+                    logits_to_keep=1,
+                )
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.counters.forward_passes += 1
+        self.counters.sequences += 1
+        return len(modules)
+
+    @torch.inference_mode()
+    def attention_rows(
+        self, ids: Sequence[int], first: int, layers: Sequence[int] | None = None
+    ) -> list[torch.Tensor | None]:
+        """Per layer, the attention weights [heads, L - first, L] of the rows from `first` on
+        (None for layers not in `layers`; all by default). The first `first` positions run
+        once without weights (SDPA, keeping their key/value cache) and only the rest with
+        eager attention, so no [L, L] map is ever built."""
+        ids = [int(t) for t in ids]
+        modules, index = memory.attention_modules(self.model)
+        wanted = set(range(len(modules)) if layers is None else layers)
+        wanted = {i % len(modules) for i in wanted}
+        rows: list[torch.Tensor | None] = [None] * len(modules)
+        cached = first > 0 and _supports_cache(self.model)
+        if not cached:
+            memory.check_attention_layer(self.model, len(ids), len(ids), "reading attention")
+
+        def hook(layer: int) -> Callable[..., Any]:
+            def on_output(_module: Any, _args: Any, output: Any) -> Any:
+                weights = output[index][0]
+                kept = weights[:, weights.shape[1] - (len(ids) - first) :]
+                rows[layer] = kept.to(torch.float32, copy=True)  # a copy: the map is freed
+                return (*output[:index], None, *output[index + 1 :])
+
+            return on_output
+
+        run_ids, kwargs = ids, {}
+        if cached:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+            kw = memory.cache_kwarg(self.model)
+            self.model(
+                input_ids=torch.tensor([ids[:first]], device=self.device),
+                **{kw: cache},
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            self.counters.forward_passes += 1
+            run_ids = ids[first:]
+            kwargs = {
+                kw: cache,
+                "use_cache": True,
+                "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=self.device),
+                "position_ids": torch.arange(first, len(ids), device=self.device).view(1, -1),
+            }
+        handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(modules) if i in wanted]
+        try:
+            with self.eager_attention():
+                self.model(
+                    input_ids=torch.tensor([run_ids], device=self.device),
+                    logits_to_keep=1,
+                    **({"use_cache": False} | kwargs),
+                )
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.counters.forward_passes += 1
+        self.counters.sequences += 1
+        return rows
 
 
 MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cache

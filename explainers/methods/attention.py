@@ -1,5 +1,9 @@
 """Attention: the last layer's attention from the positions that predict the target onto each
-prompt token, averaged over heads and target positions. Unsigned, and not a causal effect."""
+prompt token, averaged over heads and target positions. Unsigned, and not a causal effect.
+
+Only those rows are computed: the prompt runs once without attention weights (keeping its
+key/value cache) and the target positions with them, so memory stays linear in the prompt's
+length (the whole map of every layer would be 17 GB for SmolLM2 at 4,000 tokens)."""
 
 from __future__ import annotations
 
@@ -7,20 +11,32 @@ import torch
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.gradients import torch_backend
+from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
 
 
 def layer_attentions(ctx: MethodContext) -> list[torch.Tensor]:
-    """Per layer, attention weights [heads, L, L] over prompt + target[:-1]."""
+    """Per layer, attention weights [heads, L, L] over prompt + target[:-1], all at once
+    (short prompts only: layers x heads x L^2 floats)."""
     return torch_backend(ctx).attentions(ctx.input.ids + ctx.target_ids[:-1])
+
+
+def first_target_row(ctx: MethodContext) -> int:
+    """The position whose next-token prediction is target[0]: the prompt's last token."""
+    return len(ctx.input.ids) - 1
+
+
+def rows_to_prompt(ctx: MethodContext, rows: torch.Tensor, layers: int) -> MethodResult:
+    """Average rows [T, L] (those of the positions that predict target tokens) at the user's
+    tokens."""
+    scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
+    return MethodResult(token_scores=scores.double().numpy(), details={"layers": layers})
 
 
 def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int) -> MethodResult:
     """Average the rows of the positions that predict target tokens, at the user's tokens."""
-    start = len(ctx.input.ids) - 1
-    rows = matrix[start : start + len(ctx.target_ids)]
-    scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
-    return MethodResult(token_scores=scores.double().numpy(), details={"layers": layers})
+    start = first_target_row(ctx)
+    return rows_to_prompt(ctx, matrix[start : start + len(ctx.target_ids)], layers)
 
 
 @register(
@@ -29,6 +45,11 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     needs_attentions=True,
     score_kind="salience",
 )
+@degrades_to_lines("attention")
 def attention(ctx: MethodContext) -> MethodResult:
-    layers = layer_attentions(ctx)
-    return from_target_to_prompt(ctx, layers[-1].mean(dim=0), len(layers))
+    rows = torch_backend(ctx).attention_rows(
+        ctx.input.ids + ctx.target_ids[:-1], first_target_row(ctx), layers=[-1]
+    )
+    last = rows[-1]
+    assert last is not None
+    return rows_to_prompt(ctx, last.mean(dim=0), len(rows))

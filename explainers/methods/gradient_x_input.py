@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.gradients import embedding_gradients
+from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
 
 
@@ -13,6 +14,7 @@ from promptxray.explainers.registry import MethodResult, register
     "gradient x input on input embeddings: a one-pass, first-order estimate of each token's effect",
     needs_gradients=True,
 )
+@degrades_to_lines("gradient_x_input")
 def gradient_x_input(ctx: MethodContext) -> MethodResult:
     embeds, grads = embedding_gradients(ctx)
     return MethodResult(token_scores=(embeds * grads).sum(-1).double().numpy())

@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from promptxray.explainers.backends.memory import gradient_plan
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.gradients import full_embeddings, torch_backend
+from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
 
 QUADRATURES = ("adaptive", "gauss-legendre", "riemann")
@@ -43,15 +45,21 @@ def baseline_embeddings(ctx: MethodContext, embeds: torch.Tensor, kind: str) -> 
 def path_gradients(
     ctx: MethodContext, embeds: torch.Tensor, base: torch.Tensor, alphas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """At each alpha: f on the path and the per-position terms grad f . (x - b), batched."""
+    """At each alpha: f on the path and the per-position terms grad f . (x - b), batched:
+    as many path points per backward as the throughput cap and the memory budget allow
+    (memory.gradient_plan; on long prompts one, checkpointed when even one would not fit)."""
     backend = torch_backend(ctx)
     delta = embeds - base
-    per_batch = max(1, backend.max_batch_tokens // (2 * embeds.shape[0]))
+    by_tokens = max(1, backend.max_batch_tokens // (2 * embeds.shape[0]))
+    plan = gradient_plan(
+        backend.model, int(embeds.shape[0]), len(ctx.target_ids), by_tokens, "integrated gradients"
+    )
+    per_batch = plan.rows
     values, terms = [], []
     for lo in range(0, len(alphas), per_batch):
         a = torch.tensor(alphas[lo : lo + per_batch], dtype=embeds.dtype).view(-1, 1, 1)
         points = (base + a * delta).requires_grad_(True)
-        score = backend.logprobs_from_embeds(points, ctx.target_ids).sum(dim=1)
+        score = backend.logprobs_from_embeds(points, ctx.target_ids, plan.checkpoint).sum(dim=1)
         (grad,) = torch.autograd.grad(score.sum(), points)
         values.append(score.detach().double().numpy())
         terms.append((grad * delta).sum(dim=-1).double().numpy())
@@ -114,6 +122,7 @@ def adaptive_rule(
     "integrated gradients on input embeddings, with its completeness error reported",
     needs_gradients=True,
 )
+@degrades_to_lines("integrated_gradients")
 def integrated_gradients(ctx: MethodContext) -> MethodResult:
     n_steps = ctx.option("n_steps", 32, int, lo=1)
     max_steps = ctx.option("max_steps", 128, int, lo=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.gradients import embedding_gradients
+from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
 
 
@@ -14,6 +15,7 @@ from promptxray.explainers.registry import MethodResult, register
     needs_gradients=True,
     score_kind="salience",
 )
+@degrades_to_lines("saliency")
 def saliency(ctx: MethodContext) -> MethodResult:
     _, grads = embedding_gradients(ctx)
     return MethodResult(token_scores=grads.norm(dim=-1).double().numpy())
