@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.details import StageInfo
+from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.explain import (
     Prepared,
     StageProgress,
@@ -91,11 +92,16 @@ def explain_stages(
         if progress:
             progress("preview", 0, 1)
         spec = get_method(PREVIEW_METHOD)
-        result = spec.fn(stage.ctx)
-        faith = _light_faithfulness(stage, result, request)
-        expl = assemble(line_request, stage, backend, spec, result, faith)
-        expl.stage = info("preview")
-        yield expl
+        strict = replace(stage.ctx, options={**stage.ctx.options, "memory_fallback": False})
+        try:  # a preview that does not fit in memory is skipped: the lines come next anyway
+            result = spec.fn(strict)
+        except MemoryLimitError:
+            result = None
+        if result is not None:
+            faith = _light_faithfulness(stage, result, request)
+            expl = assemble(line_request, stage, backend, spec, result, faith)
+            expl.stage = info("preview")
+            yield expl
 
     stage = bound("lines")
     if progress:

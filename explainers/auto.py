@@ -9,11 +9,12 @@ first run, would overrun the budget (option `budget_s`, default 5 s).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.details import AutoReport
+from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.metrics import (
     CURVE_FRACTIONS,
     ERASER_BINS,
@@ -123,6 +124,8 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
     budget = ctx.option("budget_s", DEFAULT_BUDGET_S, float, lo=0.0)
     specs = [get_method(n) for n in CANDIDATES]
     specs = [s for s in specs if s.runs_on(ctx.backend)]
+    # a candidate that does not fit in memory is skipped (not replaced by line occlusion)
+    strict = replace(ctx, options={**ctx.options, "memory_fallback": False})
     tried: list[Candidate] = []
     skipped: list[str] = []
     seconds_per_sequence = 0.0
@@ -135,7 +138,11 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
                 continue
         t0 = time.perf_counter()
         sequences_before = ctx.backend.counters.sequences
-        result = spec.fn(ctx)
+        try:
+            result = spec.fn(strict)
+        except MemoryLimitError:
+            skipped.append(f"{spec.name} (memory)")
+            continue
         faith = faithfulness(ctx.score_masks, result.scores_per_unit(ctx.units))
         seconds = time.perf_counter() - t0
         tried.append(Candidate(spec, result, faith, seconds))

@@ -236,6 +236,7 @@ def assemble(
     )
     metrics = dict(result.metrics)
     details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
+    degraded = details.pop("degraded", None)
     if faith is not None:
         metrics.update(faith.metrics())
     return Explanation(
@@ -260,6 +261,7 @@ def assemble(
         hierarchy=result.hierarchy,
         faithfulness=None if faith is None else faith.curves(),
         counterfactuals=result.counterfactuals,
+        degraded=str(degraded) if degraded else None,
     )
 
 

@@ -135,6 +135,8 @@ class Explanation:
     counterfactuals: Counterfactuals | None = None
     self_explanation: SelfExplanation | None = None
     stage: StageInfo | None = None  # anytime explanations: which stage (None: a single result)
+    # why the requested method could not run as asked (e.g. memory) and what ran instead
+    degraded: str | None = None
 
     def __post_init__(self) -> None:
         if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds

@@ -137,3 +137,14 @@ def test_refinement_prunes_what_cannot_matter_and_says_so(stories):
     counted = sum(int(n) for n in said)
     assert counted + len(h.refined_lines) == len(h.line_scores)  # every line accounted for
     assert "not refined" in nl.describe(expl)
+
+
+def test_a_preview_that_does_not_fit_in_memory_is_skipped(stories, monkeypatch):
+    from promptxray.explainers.backends import base, memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 10)
+    monkeypatch.setattr(base, "memory_budget", lambda: 1 << 10)
+    request = request_for(STORY, method="occlusion", granularity="auto")
+    stages = list(explain_stages(request, stories))
+    assert [s.stage.name for s in stages if s.stage] == ["lines", "refined"]
+    assert stages[-1].stage is not None and stages[-1].stage.final

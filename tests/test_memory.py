@@ -183,8 +183,12 @@ def test_a_method_that_cannot_fit_degrades_to_line_occlusion(stories, monkeypatc
     monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 10)
     monkeypatch.setattr(base, "memory_budget", lambda: 1 << 10)
     expl = _run(stories, method, granularity="line")
-    reason = expl.details["degraded"]
+    reason = expl.degraded
+    assert reason is not None
     assert method in reason and "did not fit in memory" in reason and "line-level" in reason
+    from promptxray.explainers import nl
+
+    assert nl.summary(expl).startswith(f"Note: {reason}.")  # said first, wherever it is read
     assert expl.details["degraded_to"] == "occlusion"
     assert expl.details["memory_needed_bytes"] > expl.details["memory_available_bytes"] == 1024
     assert [s.text for s in expl.spans] == [s.text for s in lines.spans]
@@ -193,7 +197,7 @@ def test_a_method_that_cannot_fit_degrades_to_line_occlusion(stories, monkeypatc
     )
     # finer units share their line's score
     tokens = _run(stories, method, granularity="token")
-    assert "degraded" in tokens.details
+    assert tokens.degraded is not None
     assert sum(_scores(tokens)) == pytest.approx(sum(s.score for s in lines.spans), abs=1e-5)
     with pytest.raises(MemoryLimitError, match=r"1\.0 KiB of memory available"):
         _run(stories, method, memory_fallback="false")

@@ -211,6 +211,8 @@ def summary(
         )
     if expl.score_kind != "activation":
         text += t["sentence_gap"] + verdict(expl, lang)
+    if expl.degraded:  # the method could not run as asked: say so before anything else
+        text = t["degraded"].format(reason=expl.degraded) + t["sentence_gap"] + text
     return text.strip()
 
 
@@ -308,6 +310,8 @@ def describe(
             granularity=facts["granularity"],
         )
     ]
+    if expl.degraded:
+        lines.insert(0, t["degraded"].format(reason=expl.degraded))
     if facts["auto_tried"] is not None and expl.auto is not None:
         lines.append(t["auto"].format(n=facts["auto_tried"]) + " " + expl.auto.reason + ".")
     ne = facts["no_effect"]

@@ -118,6 +118,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Refined {lines} of {total} lines into words and {words} words into tokens{skipped}."
         ),
         "refined_skipped": "; {items}",
+        "degraded": "Note: {reason}.",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "preview",
         "stage_lines": "lines",
@@ -244,6 +245,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_no_effect": "{rank} · 无可测效果（|Δ log P| {value} < {threshold} nats）",
         "refined": "已将 {total} 行中的 {lines} 行细化为词，{words} 个词细化为词元{skipped}。",
         "refined_skipped": "；{items}",
+        "degraded": "注意：{reason}。",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "预览",
         "stage_lines": "逐行",
