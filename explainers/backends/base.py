@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,8 @@ class Backend(ABC):
     supports_gradients: bool = False
     supports_attentions: bool = False
     max_batch_tokens: int = 4096
+    # "fp32": exact scores; a backend may offer cheaper approximate ones for previews
+    scoring_precisions: tuple[str, ...] = ("fp32",)
 
     def __init__(self, tokenizer: Any, model_id: str, context_length: int) -> None:
         self.tokenizer = tokenizer
@@ -83,6 +86,24 @@ class Backend(ABC):
         self.counters = Counters()
         self.score_cache: OrderedDict[bytes, np.ndarray] | None = None
         self.score_cache_size = 0
+        self.scoring_precision = "fp32"
+
+    @contextmanager
+    def precision(self, name: str) -> Iterator[None]:
+        """Score in `name` precision inside the block (one of `scoring_precisions`; torch on
+        CPU also offers "bf16", an approximate preview: bench/README.md has its speed and
+        error). Scores of different precisions never share the score cache."""
+        if name not in self.scoring_precisions:
+            raise ValueError(
+                f"precision {name!r} is not offered by the {self.name} backend "
+                f"(it offers {', '.join(self.scoring_precisions)})"
+            )
+        before = self.scoring_precision
+        self.scoring_precision = name
+        try:
+            yield
+        finally:
+            self.scoring_precision = before
 
     # --- tokenizer ---------------------------------------------------------------------------
     @property
@@ -182,6 +203,8 @@ class Backend(ABC):
     def _row_key(self, ids: Sequence[int], target: Sequence[int]) -> bytes:
         digest = hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=16)
         digest.update(b"|" + np.asarray(target, dtype=np.int64).tobytes())
+        if self.scoring_precision != "fp32":
+            digest.update(b"|" + self.scoring_precision.encode())
         return digest.digest()
 
     def _score_rows(

@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from promptxray.explainers.backends import memory
-from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, left_pad
+from promptxray.explainers.backends.base import (
+    Backend,
+    PaddedBatch,
+    ProgressFn,
+    left_pad,
+    memory_budget,
+)
+from promptxray.explainers.backends.packed import PackedLlama, supports_packed
 from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.models.loading import LoadedModel
 
@@ -34,6 +41,12 @@ class TorchBackend(Backend):
         self.device = next(self.model.parameters()).device
         self.prefix = PrefixCache(self)
         self.prefix_reuse = self.prefix.supported
+        # Llama-family models on the CPU score prefix-sharing rows packed, without padding
+        # (explainers/backends/packed.py); False runs them through the transformers forward
+        self.packed = PackedLlama(self.model) if supports_packed(self.model) else None
+        self.packed_scoring = self.packed is not None
+        if _fast_bf16(self.device):
+            self.scoring_precisions = ("fp32", "bf16")
 
     # --- memory ------------------------------------------------------------------------------
     def row_bytes(self, width: int, cached: int = 0) -> int:
@@ -76,6 +89,8 @@ class TorchBackend(Backend):
             return super()._score_rows(inputs, target, progress, reference)
         kv = self.prefix.get(reference)
         order = sorted(range(len(inputs)), key=lambda i: -shared[i])
+        if self.packed is not None and self.packed_scoring:
+            return self._score_packed(order, shared, inputs, target, kv, progress)
         out = np.zeros((len(inputs), len(target)), dtype=np.float64)
         done = 0
         start = 0
@@ -91,6 +106,56 @@ class TorchBackend(Backend):
             if progress:
                 progress(done, len(inputs))
         return out
+
+    def _score_packed(
+        self,
+        order: list[int],
+        shared: list[int],
+        inputs: list[list[int]],
+        target: list[int],
+        kv: list[tuple[torch.Tensor, torch.Tensor]],
+        progress: ProgressFn | None,
+    ) -> np.ndarray:
+        """Each row runs only its own suffix after its own shared prefix, rows packed end to
+        end (no padding): up to `packed_tokens()` tokens per forward, fewer where the rows'
+        activations and logits would exceed the memory budget."""
+        assert self.packed is not None
+        budget = self.packed_tokens()
+        memory = memory_budget()
+        per_token = self.packed.bytes_per_token()
+        per_row = self.packed.bytes_per_row(len(target))
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        done = 0
+        start = 0
+        while start < len(order):
+            chunk: list[int] = []
+            tokens = 0
+            for i in order[start:]:
+                n = len(inputs[i]) - shared[i] + len(target) - 1
+                peak = (tokens + n) * per_token + (len(chunk) + 1) * per_row
+                if chunk and (tokens + n > budget or peak > memory):
+                    break
+                chunk.append(i)
+                tokens += n
+            rows = [inputs[i][shared[i] :] + target[:-1] for i in chunk]
+            low = torch.bfloat16 if self.scoring_precision == "bf16" else None
+            scores = self.packed.target_logprobs(
+                rows, [shared[i] for i in chunk], kv, target, dtype=low
+            )
+            out[chunk] = scores.double().cpu().numpy()
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+            done += len(chunk)
+            start += len(chunk)
+            if progress:
+                progress(done, len(inputs))
+        return out
+
+    def packed_tokens(self) -> int:
+        """Tokens per packed forward: `max_batch_tokens`, lowered to fit the memory budget."""
+        assert self.packed is not None
+        by_memory = memory_budget() // max(1, self.packed.bytes_per_token())
+        return int(max(1, min(self.max_batch_tokens, by_memory)))
 
     def _prefix_chunk(
         self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
@@ -133,15 +198,36 @@ class TorchBackend(Backend):
             [torch.ones(rows, p, dtype=suffix_mask.dtype, device=self.device), suffix_mask], dim=1
         )
         positions = torch.from_numpy(batch.position_ids).to(self.device) + p
-        out = self.model(
-            input_ids=torch.from_numpy(batch.input_ids).to(self.device),
-            attention_mask=mask,
-            position_ids=positions,
-            **{self.prefix.cache_kwarg: cache},
-            use_cache=True,
-            logits_to_keep=len(target),
-        )
+        with self._scoring_precision():
+            out = self.model(
+                input_ids=torch.from_numpy(batch.input_ids).to(self.device),
+                attention_mask=mask,
+                position_ids=positions,
+                **{self.prefix.cache_kwarg: cache},
+                use_cache=True,
+                logits_to_keep=len(target),
+            )
         return gather_logprobs(out.logits, target).double().cpu().numpy()
+
+    @contextmanager
+    def _scoring_precision(self) -> Iterator[None]:
+        """The transformers forward in `scoring_precision`: for "bf16" on the CPU, oneDNN
+        runs float32 matrix products with bfloat16 inputs (a process-wide switch, restored
+        after the block); elsewhere bfloat16 autocast."""
+        if self.scoring_precision != "bf16":
+            yield
+            return
+        if self.device.type != "cpu":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                yield
+            return
+        matmul: Any = getattr(torch.backends.mkldnn, "matmul")  # noqa: B009 (untyped)
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "bf16"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
 
     def eos_ids(self) -> set[int]:
         ids = super().eos_ids()
@@ -162,7 +248,8 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
-        out = self.model(**self._tensors(batch), logits_to_keep=len(target), use_cache=False)
+        with self._scoring_precision():
+            out = self.model(**self._tensors(batch), logits_to_keep=len(target), use_cache=False)
         return gather_logprobs(out.logits, target).double().cpu().numpy()
 
     @torch.inference_mode()
@@ -417,6 +504,22 @@ class PrefixCache:
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
         return kv
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 scoring is faster than float32 here: a CPU with native bf16
+    instructions (AVX-512 BF16 / AMX, as oneDNN reports) or a CUDA device that has them."""
+    try:
+        if device.type == "cpu":
+            return bool(
+                torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            )
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+    except (AttributeError, RuntimeError):
+        pass
+    return False
 
 
 def _supports_cache(model: torch.nn.Module) -> bool:
