@@ -43,7 +43,10 @@ async def stage_times(prompts: dict[str, str]) -> dict[str, dict[str, float]]:
 
             count = 0
             while "final" not in seen:
-                await h.wait_for(lambda n=count: len(h.diagnostics[uri]) > n)  # noqa: B023
+                # a new publication, or the job's end ("ready" follows the final diagnostics)
+                await h.wait_for(
+                    lambda n=count: len(h.diagnostics[uri]) > n or h.settled(uri)  # noqa: B023
+                )
                 now = time.perf_counter() - started
                 for diags in h.diagnostics[uri][count:]:
                     stage = stage_of(diags)
