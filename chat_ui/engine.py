@@ -250,7 +250,9 @@ class ChatEngine:
         `target.logprob`, without running an attribution method."""
         backend = self.backend()
         with self.explain_lock, self.lock.shared():  # the backend's counters are shared
-            return float(backend.target_logprobs([prompt.ids], reply_ids)[0].sum())
+            # scored as `explain` scores f(x): as a variant of the prompt itself (same path)
+            scores = backend.target_logprobs([prompt.ids], reply_ids, reference=prompt.ids)
+            return float(scores[0].sum())
 
     def self_explain(self, result: ExplainResult, lang: str = "en") -> SelfExplanation:
         """Ask the model why it gave the explained reply, and check what it names against the
