@@ -131,7 +131,7 @@ class PackedLlama:
         [1, kv_heads, L, d]) followed by `rows[r]`, whose last T - 1 ids are target[:-1].
 
         `dtype` (e.g. torch.bfloat16) runs the matrix products and attention in that
-        precision, keeping the residual stream, norms, rotary embeddings and softmax merge
+        precision, keeping the residual stream, norms, rotary embeddings and the log-sum-exps
         in float32: a cheaper, approximate preview (bench/README.md has its error)."""
         t_len = len(target)
         lens = [len(r) for r in rows]
