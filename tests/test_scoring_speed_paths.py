@@ -15,19 +15,7 @@ from promptxray.explainers.backends.packed import supports_packed
 from promptxray.explainers.explain import explain, prepare
 
 from .helpers import direct_target_logprob, request_for
-
-STORY = (
-    "Once upon a time, there was a little girl named Lily.\n"
-    "She loved to play outside in the park with her red ball.\n"
-    "One day, she saw a big dog near the tree.\n"
-    "The dog wanted to play with the ball too."
-)
-SUPPORT = (
-    "You are a support assistant for an online bookshop.\n"
-    "Be polite and brief, and always ask for the order number.\n"
-    "Customer: My copy of 'Dune' arrived with a torn cover.\n"
-    "What should I do?"
-)
+from .test_speed import STORY, SUPPORT  # the same prompts, one definition
 
 
 def _variants(backend, text, granularity):
