@@ -23,6 +23,11 @@ REFINE_WORDS = 8  # at most this many words are split into tokens (option refine
 # a line or word whose |effect| is under this many nats is not split (option refine_floor):
 # the "no measurable effect" threshold of explainers/nl
 REFINE_FLOOR = 0.05
+# refinement may cost at most this share of the line pass's work (option refine_budget), and
+# never less than BUDGET_MIN_TOKENS: work is counted in tokens run (each variant runs from its
+# first edit to the end, after the shared prefix), the cost that dominates on long prompts
+REFINE_BUDGET = 0.6
+BUDGET_MIN_TOKENS = 8192
 # methods other than occlusion: word units up to this many prompt tokens, lines above
 AUTO_WORD_LIMIT = 512
 
@@ -64,14 +69,41 @@ def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int])
     return ctx.base_score - scored
 
 
+@dataclass
+class Budget:
+    """Tokens refinement may still run (see REFINE_BUDGET); `share` is for the message."""
+
+    left: float
+    share: float
+
+    def take(self, cost: float) -> bool:
+        """Spend `cost` if it fits."""
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
+
+
+def _cost(units: list[list[int]], length: int) -> int:
+    """Tokens run to score each unit's leave-one-out variant: from its first token to the end
+    of the prompt (the prefix before it is reused)."""
+    return sum(length - min(unit) for unit in units if unit)
+
+
 def _worth_refining(
-    scores: np.ndarray, candidates: list[int], limit: int, floor: float = 0.0
+    scores: np.ndarray,
+    candidates: list[int],
+    limit: int,
+    floor: float = 0.0,
+    costs: dict[int, int] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[list[int], dict[str, int]]:
     """The candidates with the largest |score|, until they cover COVER of the total, at most
-    `limit`, and none under `floor` nats (a unit with no measurable effect is not split: its
-    parts could only matter by cancelling each other). Also: how many were pruned by which
-    rule ("floor", "cover", "limit")."""
-    pruned = {"floor": 0, "cover": 0, "limit": 0}
+    `limit`, none under `floor` nats (a unit with no measurable effect is not split: its parts
+    could only matter by cancelling each other) and only while splitting fits the `budget`
+    (a candidate too costly for what is left is passed over for cheaper ones). Also: how many
+    were pruned by which rule ("floor", "cover", "limit", "budget")."""
+    pruned = {"floor": 0, "cover": 0, "limit": 0, "budget": 0}
     total = float(np.abs(scores).sum())
     if total == 0.0 or limit <= 0:
         pruned["floor" if total == 0.0 else "limit"] = len(candidates)
@@ -85,18 +117,23 @@ def _worth_refining(
             pruned["cover"] += 1
         elif len(chosen) >= limit:
             pruned["limit"] += 1
+        elif budget is not None and costs is not None and not budget.take(costs[i]):
+            pruned["budget"] += 1
         else:
             chosen.append(i)
             covered += abs(scores[i])
     return chosen, pruned
 
 
-def _skipped(kind: str, pruned: dict[str, int], limit: int, floor: float) -> list[str]:
+def _skipped(
+    kind: str, pruned: dict[str, int], limit: int, floor: float, budget: Budget
+) -> list[str]:
     """Plain sentences for what a refinement step left unsplit and why."""
     why = {
         "floor": f"no measurable effect (|Δ log P| under {floor:g} nats)",
         "cover": f"outside the top {kind}s that hold {COVER:.0%} of the effect",
         "limit": f"beyond the limit of {limit} {kind}s (option refine_{kind}s)",
+        "budget": f"over the time budget ({budget.share:g}× the line pass; option refine_budget)",
     }
     return [f"{n} {kind}(s) not refined: {why[rule]}" for rule, n in pruned.items() if n]
 
@@ -120,14 +157,17 @@ def refine(
     max_lines = ctx.option("refine_lines", REFINE_LINES, int, lo=0)
     max_words = ctx.option("refine_words", REFINE_WORDS, int, lo=0)
     floor = ctx.option("refine_floor", REFINE_FLOOR, float, lo=0)
+    share = ctx.option("refine_budget", REFINE_BUDGET, float, lo=0)
+    length = len(tokens)
+    budget = Budget(max(share * _cost(line_units, length), BUDGET_MIN_TOKENS), share)
     splittable = [i for i, unit in enumerate(line_units) if len({word_of[t] for t in unit}) > 1]
-    chosen, pruned = _worth_refining(line_scores, splittable, max_lines, floor)
+    words_of_line = {i: sorted({word_of[t] for t in line_units[i]}) for i in splittable}
+    line_costs = {i: _cost([word_units[w] for w in ws], length) for i, ws in words_of_line.items()}
+    chosen, pruned = _worth_refining(line_scores, splittable, max_lines, floor, line_costs, budget)
     lines = sorted(chosen)
-    skipped = _skipped("line", pruned, max_lines, floor)
+    skipped = _skipped("line", pruned, max_lines, floor, budget)
 
-    words_in: dict[int, list[int]] = {}
-    for li in lines:
-        words_in[li] = sorted({word_of[t] for t in line_units[li]})
+    words_in = {li: words_of_line[li] for li in lines}
     words = [w for li in lines for w in words_in[li]]
     word_scores = dict(zip(words, _leave_one_out(ctx, word_units, words), strict=True))
 
@@ -135,9 +175,10 @@ def refine(
     ranked = np.zeros(len(word_units))
     for w, s in word_scores.items():
         ranked[w] = s
-    chosen_words, pruned = _worth_refining(ranked, multi, max_words, floor)
+    word_costs = {w: _cost([[t] for t in word_units[w]], length) for w in multi}
+    chosen_words, pruned = _worth_refining(ranked, multi, max_words, floor, word_costs, budget)
     split_words = set(chosen_words)
-    skipped += _skipped("word", pruned, max_words, floor)
+    skipped += _skipped("word", pruned, max_words, floor, budget)
     token_units = [[t] for w in sorted(split_words) for t in word_units[w]]
     token_scores = dict(
         zip(

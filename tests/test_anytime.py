@@ -5,6 +5,8 @@ preview = gradient × input per line, lines = exact line-level occlusion, refine
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,6 +139,48 @@ def test_refinement_prunes_what_cannot_matter_and_says_so(stories):
     counted = sum(int(n) for n in said)
     assert counted + len(h.refined_lines) == len(h.line_scores)  # every line accounted for
     assert "not refined" in nl.describe(expl)
+
+
+def test_refinement_stays_within_its_budget_and_says_what_it_left(stories, monkeypatch):
+    from promptxray.explainers import hierarchy
+
+    monkeypatch.setattr(hierarchy, "BUDGET_MIN_TOKENS", 0)  # short prompt: budget by share only
+    runs: list[list[int]] = []  # the first token of every variant each pass ran
+    scored = hierarchy._leave_one_out
+
+    def counting(ctx: Any, units: list[list[int]], which: list[int]) -> Any:
+        runs.append([min(units[i]) for i in which])
+        return scored(ctx, units, which)
+
+    monkeypatch.setattr(hierarchy, "_leave_one_out", counting)
+    lines = [f"Lily had {i} red balls and a big dog named Max." for i in range(8)]
+    text = "\n".join(lines) + "\nOne day Lily"
+    request = request_for(text, method="occlusion", granularity="auto")
+
+    def with_budget(share: float | None) -> tuple[Any, int, int]:
+        """The hierarchy, the line pass's work and refinement's (tokens run)."""
+        runs.clear()
+        options: dict[str, float] = {"refine_floor": 0}  # every line is worth refining
+        if share is not None:
+            options["refine_budget"] = share
+        expl = explain(replace(request, options=options), backend=stories)
+        length = len(expl.tokens)
+        work = [sum(length - first for first in run) for run in runs]
+        return expl.hierarchy, work[0], sum(work[1:])
+
+    (full, _, full_spent), (tight, line_work, spent), (none, _, _) = (
+        with_budget(None),
+        with_budget(0.01),
+        with_budget(0),
+    )
+    n_lines = len(full.line_scores)
+    assert none.refined_lines == [] and none.refined_words == 0
+    assert f"{n_lines} line(s) not refined: over the time budget (0× the line pass" in " ".join(
+        none.skipped
+    )
+    assert set(tight.refined_lines) <= set(full.refined_lines)
+    assert spent <= 0.01 * line_work < full_spent  # the tight budget held, and it bit
+    assert any("over the time budget (0.01× the line pass" in s for s in tight.skipped)
 
 
 def test_a_preview_that_does_not_fit_in_memory_is_skipped(stories, monkeypatch):
