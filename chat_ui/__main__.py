@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 def parser() -> argparse.ArgumentParser:
     from promptxray.explainers.backends import BACKENDS
+    from promptxray.explainers.backends.options import API_KEY_ENV, DEVICES, DTYPES
     from promptxray.explainers.nl import NO_EFFECT_NATS
 
     p = argparse.ArgumentParser(
@@ -20,7 +21,41 @@ def parser() -> argparse.ArgumentParser:
         "--backend",
         default="torch",
         choices=list(BACKENDS),
-        help="backend (default torch; replies stream only on torch)",
+        help="backend (default torch; replies stream on torch and vllm, and come in one piece "
+        "on onnx; vllm: a model served by vLLM at --endpoint, forward-only methods)",
+    )
+    p.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help=f"vllm: the engine's URL, e.g. http://127.0.0.1:8000 (API key: ${API_KEY_ENV})",
+    )
+    p.add_argument(
+        "--served-model",
+        metavar="NAME",
+        help="vllm: the engine's --served-model-name (default: the only model it serves)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        metavar="N",
+        help="vllm: requests in flight at once while explaining (default 16)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="vllm: seconds per request (default 120)",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="torch: auto picks CUDA when present"
+    )
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="torch: auto is float32 on the CPU, bfloat16 on CUDA",
     )
     p.add_argument("--method", default="occlusion", help="explanation method (default occlusion)")
     p.add_argument(
@@ -56,16 +91,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from promptxray.chat_ui.app import build_app
     from promptxray.chat_ui.engine import ChatEngine
+    from promptxray.explainers.backends.options import BackendOptions
     from promptxray.explainers.errors import PromptXrayError
-    from promptxray.explainers.registry import validate_method
 
+    if args.backend == "vllm" and not args.endpoint:
+        parser().error(
+            "--backend vllm needs --endpoint URL: the address of a vLLM OpenAI-compatible "
+            "server, e.g. http://127.0.0.1:8000"
+        )
     try:
-        validate_method(args.method)
+        options = BackendOptions(
+            endpoint=args.endpoint,
+            served_model=args.served_model,
+            concurrency=args.concurrency,
+            timeout_s=args.request_timeout,
+            device=args.device,
+            dtype=args.dtype,
+        )
+        engine = ChatEngine(
+            args.model,
+            args.backend,
+            args.method,
+            args.granularity,
+            args.no_effect_threshold,
+            options=options,
+        )
+        # an unknown method, or one the backend cannot run (a gradient method on vllm): the
+        # message names the methods that do run, before anything is served
+        engine.check_method(args.method)
     except PromptXrayError as exc:
         parser().error(str(exc))
-    engine = ChatEngine(
-        args.model, args.backend, args.method, args.granularity, args.no_effect_threshold
-    )
     demo = build_app(engine)
     demo.launch(server_name=args.host, server_port=args.port, share=False)
     return 0

@@ -41,6 +41,7 @@ from promptxray.chat_ui.generation import (
 )
 from promptxray.chat_ui.locks import RWLock
 from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
 from promptxray.explainers.nl import NO_EFFECT_NATS, SelfExplanation
 from promptxray.explainers.types import ExplainRequest, Explanation
@@ -59,8 +60,10 @@ class ExplainResult:
 
 class ChatEngine:
     """One model for every user of the app, loaded on first use (a load error is kept and
-    reported, never raised at start-up). `no_effect_threshold` (nats) is the one rule for
-    "no measurable effect" in every sentence the chat shows about an explanation."""
+    reported, never raised at start-up; a served engine that cannot be reached is tried again
+    at the next use, so the chat works again once it is back). `no_effect_threshold` (nats)
+    is the one rule for "no measurable effect" in every sentence the chat shows about an
+    explanation."""
 
     def __init__(
         self,
@@ -69,9 +72,13 @@ class ChatEngine:
         method: str = "occlusion",
         granularity: str = "token",
         no_effect_threshold: float = NO_EFFECT_NATS,
+        options: BackendOptions | None = None,
     ) -> None:
         self.model_name = model
         self.backend_name = backend
+        # how the backend is reached and run (the vllm engine; torch's device and dtype):
+        # given to get_backend and to every explanation request
+        self.options = options or BackendOptions()
         self.default_method = method
         self.granularity = granularity
         self.no_effect_threshold = float(no_effect_threshold)
@@ -90,9 +97,19 @@ class ChatEngine:
             if self._load_error is not None:
                 raise PromptXrayError(self._load_error)
             from promptxray.explainers.backends import get_backend
+            from promptxray.explainers.backends.vllm_backend import EngineError
 
             try:
-                self._backend = get_backend(self.backend_name, self.model_name)
+                self._backend = get_backend(
+                    self.backend_name, self.model_name, options=self.options
+                )
+            except EngineError as exc:  # not kept: the engine may be back at the next use
+                raise EngineError(
+                    f"{exc}. The chat tries again with the next message.",
+                    exc.retry,
+                    exc.status,
+                    exc.detail,
+                ) from exc
             except PromptXrayError as exc:
                 self._load_error = f"the model could not be loaded: {exc}"
             except Exception as exc:  # a broken model folder, a missing file...
@@ -125,6 +142,25 @@ class ChatEngine:
             return [*(s.name for s in specs), AUTO]
         return [*(s.name for s in specs if s.runs_on(target)), AUTO]
 
+    def check_method(self, method: str) -> None:
+        """Raise a PromptXrayError unless `method` is known and runs on this backend (checked
+        without loading the model); the message names the methods that do run on it."""
+        from promptxray.explainers.registry import (
+            AUTO,
+            check_supported,
+            get_method,
+            validate_method,
+        )
+
+        validate_method(method)
+        if method == AUTO:
+            return
+        target: Any = self._backend
+        if target is None:
+            target = _backend_class(self.backend_name)
+        if target is not None:
+            check_supported(get_method(method), target)
+
     # --- generation ----------------------------------------------------------------------------
     def prepare(
         self, history: list[tuple[str, str]], message: str, settings: GenSettings
@@ -145,8 +181,9 @@ class ChatEngine:
     def stream(
         self, prompt: Prompt, temperature: float = 0.0, stop: threading.Event | None = None
     ) -> Iterator[StreamEvent]:
-        """Stream the reply token by token (greedy at temperature 0). Closing the iterator (or
-        setting `stop`) stops the model at its next token."""
+        """Stream the reply token by token (greedy at temperature 0; a served engine's reply is
+        always greedy). Closing the iterator (or setting `stop`) stops the model at its next
+        token (a served engine: the request is dropped)."""
         return stream_reply(self.backend(), prompt, self.lock, temperature, stop)
 
     def decode(self, ids: list[int]) -> str:
@@ -210,6 +247,7 @@ class ChatEngine:
             target_ids=target_ids or None,
             granularity=self.granularity,
             backend=self.backend_name,
+            backend_options=self.options,
         )
 
         def report(stage: str, done: int, total: int) -> None:

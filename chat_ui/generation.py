@@ -8,6 +8,7 @@ stop event, which the work checks at its next step (the next token, the next bat
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from promptxray.chat_ui.conversation import Prompt
 from promptxray.chat_ui.locks import RWLock
 from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.errors import PromptXrayError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -123,17 +125,84 @@ def stream_reply(
     temperature: float = 0.0,
     stop: threading.Event | None = None,
 ) -> Iterator[StreamEvent]:
-    """Stream the reply to `prompt.ids` token by token (greedy at temperature 0), holding
-    `lock` shared. Closing the iterator (or setting `stop`) stops the model at its next token."""
-    model = getattr(backend, "model", None)
-    if model is None or not hasattr(model, "generate"):
-        yield from whole_reply(backend, prompt, lock)
-        return
+    """Stream the reply to `prompt.ids` token by token, holding `lock` shared. Closing the
+    iterator (or setting `stop`) stops the model at its next token.
+
+    A served engine (a backend with `stream_generate`, vLLM) streams its greedy continuation
+    (the engine is asked for no sampling: `temperature` is not used); a transformers model
+    streams through `generate` (greedy at temperature 0, sampled above); any other backend
+    replies in one piece (`whole_reply`)."""
+    halt = stop if stop is not None else threading.Event()
+    work: Callable[[Callable[[list[int]], None]], None]
+    if callable(getattr(backend, "stream_generate", None)):
+        work = _engine_work(backend, prompt, lock, halt)
+    else:
+        model = getattr(backend, "model", None)
+        if model is None or not hasattr(model, "generate"):
+            yield from whole_reply(backend, prompt, lock)
+            return
+        work = _transformers_work(backend, model, prompt, lock, temperature, halt)
+    yield from _stream_events(backend, work, halt)
+
+
+def _engine_work(
+    backend: Backend, prompt: Prompt, lock: RWLock, halt: threading.Event
+) -> Callable[[Callable[[list[int]], None]], None]:
+    """Read a served engine's streamed continuation, emitting each piece of new token ids.
+    Once `halt` is set the stream is closed, which closes its connection: the engine drops
+    the request. A connection cut mid-reply is a PromptXrayError the chat shows."""
+    stream_generate = backend.stream_generate
+    # a finished stream ends with the token the engine stopped on, or at the length limit
+    ends = backend.eos_ids() | {int(t) for t in getattr(backend.tokenizer, "all_special_ids", [])}
+
+    def cut() -> PromptXrayError:
+        return PromptXrayError(
+            f"the {backend.name} engine stopped answering in the middle of the reply (its "
+            "connection was closed); send the message again once it is back"
+        )
+
+    def work(emit: Callable[[list[int]], None]) -> None:
+        with lock.shared():
+            if halt.is_set():
+                return
+            pieces = stream_generate(prompt.ids, prompt.max_new_tokens)
+            received, last = 0, None
+            try:
+                for piece in pieces:
+                    emit([int(t) for t in piece])
+                    received, last = received + len(piece), (piece[-1] if piece else last)
+                    if halt.is_set():
+                        break
+                else:  # the stream ended by itself: early, without a stop token, it was cut
+                    short = received < prompt.max_new_tokens and last not in ends
+                    if short and not halt.is_set():
+                        raise cut()
+            except PromptXrayError:
+                raise
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                raise cut() from exc
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:  # a generator: closes the engine's connection
+                    close()
+
+    return work
+
+
+def _transformers_work(
+    backend: Backend,
+    model: Any,
+    prompt: Prompt,
+    lock: RWLock,
+    temperature: float,
+    halt: threading.Event,
+) -> Callable[[Callable[[list[int]], None]], None]:
+    """Run the transformers model's `generate` with a streamer emitting each new token and a
+    stopping criterion reading `halt`."""
     import torch
     from transformers.generation.stopping_criteria import StoppingCriteria
     from transformers.generation.streamers import BaseStreamer
 
-    halt = stop if stop is not None else threading.Event()
     eos = backend.eos_ids()
 
     class _Streamer(BaseStreamer):
@@ -172,6 +241,19 @@ def stream_reply(
         with lock.shared(), torch.inference_mode():
             model.generate(**kwargs, streamer=_Streamer(emit))
 
+    return work
+
+
+def _stream_events(
+    backend: Backend,
+    work: Callable[[Callable[[list[int]], None]], None],
+    halt: threading.Event,
+) -> Iterator[StreamEvent]:
+    """Run `work` through a `Pump` and turn the token ids it emits into growing StreamEvents,
+    ending at the first end-of-sequence token (which sets `halt`: the work stops at its next
+    step and nothing after the end is kept). The last event has `done`, and `stopped` when
+    the reply was cut short by `halt` rather than ended by the model or its length limit."""
+    eos = backend.eos_ids()
     started = time.perf_counter()
     first: float | None = None
     ids: list[int] = []
@@ -209,8 +291,8 @@ def stream_reply(
 
 
 def whole_reply(backend: Backend, prompt: Prompt, lock: RWLock) -> Iterator[StreamEvent]:
-    """A backend without a transformers model (ONNX Runtime): its greedy `generate`, in
-    one piece (no streaming, no sampling)."""
+    """A backend that cannot stream (ONNX Runtime): its greedy `generate`, in one piece (no
+    streaming, no sampling)."""
     started = time.perf_counter()
     with lock.shared():
         new = backend.generate(prompt.ids, prompt.max_new_tokens)

@@ -83,10 +83,12 @@ class Handlers:
         settings = GenSettings(int(max_new_tokens), float(temperature), system_prompt or "")
         try:
             prompt = self.engine.prepare(session.history(), message, settings)
-        except PromptXrayError as exc:
-            gr.Warning(str(exc))
+        except PromptXrayError as exc:  # no model (a served engine may be down): said in the
+            gr.Warning(str(exc))  # chat, and the message stays in the box to send again
+            session.notice = f"⚠️ The message was not sent: {exc}"
             yield self._chat_views(session, message)
             return
+        session.notice = None
         turn = Turn(user=clean(message), prompt=prompt, note=prompt.note)
         session.turns.append(turn)
         if prompt.note:
@@ -102,8 +104,9 @@ class Handlers:
                     done = True
                     break
                 yield (self._history(session), "", session, gr.update(), gr.update())
-        except PromptXrayError as exc:
+        except PromptXrayError as exc:  # e.g. the engine went away: said under the message
             turn.note = ((turn.note or "") + f" Error: {exc}").strip()
+            turn.stopped = bool(clean(turn.reply))  # a reply cut short shows as stopped
             done = True
         finally:
             if not done:  # cancelled by the stop button: keep what was streamed
@@ -131,6 +134,7 @@ class Handlers:
         """Remove the last turn and put its message back into the textbox."""
         session = state if state is not None else Session()
         text = session.turns.pop().user if session.turns else gr.update()
+        session.notice = None
         return self._chat_views(session, text)
 
     def pick(self, state: Session, evt: gr.SelectData) -> Any:

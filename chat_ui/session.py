@@ -52,6 +52,9 @@ class Turn:
 class Session:
     turns: list[Turn] = field(default_factory=list)
     lang: str = "en"
+    # why the last message could not be sent (no model, an engine down), shown after the
+    # conversation until a message is sent
+    notice: str | None = None
 
     def history(self) -> list[tuple[str, str]]:
         """(message, reply) of the turns with a reply: what the next prompt includes."""

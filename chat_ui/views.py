@@ -34,7 +34,8 @@ def bubble(result: ExplainResult, lang: str, threshold: float) -> dict[str, Any]
 
 def chat_history(session: Session, threshold: float) -> list[dict[str, Any]]:
     """Chatbot messages for the conversation: notes appear as titled assistant messages,
-    and the shown explanation of a reply as one short message under it."""
+    the shown explanation of a reply as one short message under it, and why the last message
+    could not be sent (the session's notice) at the end."""
     out: list[dict[str, Any]] = []
     for turn in session.turns:
         out.append({"role": "user", "content": turn.user})
@@ -47,6 +48,8 @@ def chat_history(session: Session, threshold: float) -> list[dict[str, Any]]:
         result = turn.shown_result
         if result is not None:
             out.append(bubble(result, session.lang, threshold))
+    if session.notice:  # after every turn's messages: `message_turns` maps none to it
+        out.append({"role": "assistant", "content": session.notice, "metadata": {"title": "Error"}})
     return out
 
 

@@ -70,7 +70,7 @@ def prepare(
     if backend is None:
         if progress:
             progress("load", 0, 1)
-        backend = get_backend(request.backend, request.model)
+        backend = get_backend(request.backend, request.model, options=request.backend_options)
         if progress:
             progress("load", 1, 1)
     started = time.perf_counter()
@@ -239,6 +239,11 @@ def assemble(
     degraded = details.pop("degraded", None)
     if faith is not None:
         metrics.update(faith.metrics())
+    if backend.counters.tokens_sent:  # a served engine: what was sent to it
+        details["engine"] = {
+            "requests": backend.counters.forward_passes,
+            "tokens_sent": backend.counters.tokens_sent,
+        }
     return Explanation(
         method=spec.name,
         backend=backend.name,

@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.details import (
     AutoReport,
     Counterfactuals,
@@ -103,6 +104,8 @@ class ExplainRequest:
     target_ids: list[int] | None = None  # explain exactly these target tokens (overrides target)
     self_explain: bool = False  # also ask the model why it answered so (one generation)
     lang: str = "en"  # language of the self-explanation question
+    # how the backend is reached and run (the vllm engine; torch's device and dtype)
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
 
 
 @dataclass

@@ -143,6 +143,7 @@ class Documents:
             options={"budget_s": s.autoBudgetSeconds} if merged["method"] == "auto" else {},
             self_explain=s.selfExplain,
             lang=s.language,
+            backend_options=s.backend_options(),
         )
 
     async def run(self, uri: str, overrides: dict[str, Any] | None = None) -> JobResult | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from promptxray.explainers.backends.vllm_backend import EngineError
 from promptxray.explainers.errors import ContextLengthError, ModelLoadError, PromptXrayError
 from promptxray.server import convert
 from promptxray.server.documents import Doc
@@ -23,7 +24,9 @@ class Publisher:
 
     def __init__(self, ls: PromptXrayServer) -> None:
         self.ls = ls
-        self.reported: set[str] = set()  # model-load errors already shown as a message
+        # model-load and engine errors already shown as a message (once each, until a result
+        # comes through: an engine that goes down again is reported again)
+        self.reported: set[str] = set()
 
     def publish(self, doc: Doc) -> None:
         """Replace the document's diagnostics with those of its result; refresh the rest."""
@@ -33,6 +36,7 @@ class Publisher:
             diagnostics = [self._error(result.error, pmap, doc.body_start)]
         else:
             assert result.explanation is not None
+            self.reported.clear()
             s = self.ls.settings
             diagnostics = convert.driver_diagnostics(
                 result.explanation, pmap, s.language, s.unnecessaryThreshold
@@ -56,7 +60,7 @@ class Publisher:
         )
 
     def _error(self, error: PromptXrayError, pmap: PositionMap, start: int) -> types.Diagnostic:
-        if isinstance(error, ModelLoadError) and str(error) not in self.reported:
+        if isinstance(error, (ModelLoadError, EngineError)) and str(error) not in self.reported:
             self.reported.add(str(error))
             self.ls.message(f"promptxray: {error}", types.MessageType.Error)
         if isinstance(error, ContextLengthError):

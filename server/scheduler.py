@@ -20,11 +20,30 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from promptxray.explainers.backends.options import BackendOptions
+from promptxray.explainers.backends.vllm_backend import EngineError
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
 from promptxray.explainers.types import ExplainRequest, Explanation, Span
 
 CACHE_SIZE = 64
 Progress = Callable[[str, int, int], None]
+# a model that cannot load, an engine that cannot be reached or answered with an error: never
+# cached as a result (the next edit tries again, so it works once the engine is back)
+TRANSIENT = (ModelLoadError, EngineError)
+LoadKey = tuple[str, str | None, BackendOptions]
+
+
+def backend_options(request: ExplainRequest) -> BackendOptions:
+    """The request's backend options that change what its backend loads or connects to (as
+    `get_backend` keys them)."""
+    from promptxray.explainers.backends import relevant_options
+
+    return relevant_options(request.backend, request.backend_options)
+
+
+def load_key(request: ExplainRequest) -> LoadKey:
+    """Which backend instance a request runs on: a changed endpoint is another instance."""
+    return (request.backend, request.model, backend_options(request))
 
 
 class JobCancelled(Exception):
@@ -58,6 +77,7 @@ class Job:
             r.self_explain,
             r.lang if r.self_explain else None,  # the language only words the question
             tuple(sorted((k, repr(v)) for k, v in r.options.items())),
+            backend_options(r),
         )
 
 
@@ -78,8 +98,8 @@ class Engine:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptxray-worker")
         self.cache: OrderedDict[tuple[Any, ...], JobResult] = OrderedDict()
         self.cache_size = cache_size
-        self.failed_models: dict[tuple[str, str | None], str] = {}
-        self.loaded: set[tuple[str, str | None]] = set()
+        self.failed_models: dict[LoadKey, str] = {}
+        self.loaded: set[LoadKey] = set()
         self.closed = False
 
     def cached(self, job: Job) -> JobResult | None:
@@ -109,7 +129,7 @@ class Engine:
         except PromptXrayError as exc:
             result = JobResult(error=exc)
         result.seconds = time.perf_counter() - started
-        if result.error is None or not isinstance(result.error, ModelLoadError):
+        if not isinstance(result.error, TRANSIENT):
             self.cache[job.key()] = result
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
@@ -127,16 +147,21 @@ class Engine:
     def _backend(self, job: Job, progress: Progress) -> Any:
         from promptxray.explainers.backends import get_backend
 
-        model_key = (job.request.backend, job.request.model)
+        model_key = load_key(job.request)
         if model_key in self.failed_models:
             raise ModelLoadError(self.failed_models[model_key])
         if model_key not in self.loaded:
             progress("load", 0, 1)
         try:
             backend = get_backend(
-                job.request.backend, job.request.model, progress=lambda _msg: progress("load", 0, 1)
+                job.request.backend,
+                job.request.model,
+                progress=lambda _msg: progress("load", 0, 1),
+                options=job.request.backend_options,
             )
         except ModelLoadError as exc:
+            # a model that cannot load fails the same way until the settings change; an
+            # engine that cannot be reached (EngineError) is tried again by the next job
             self.failed_models[model_key] = str(exc)
             raise
         backend.enable_score_cache()  # re-explaining an edit reruns only what changed
@@ -164,6 +189,7 @@ class Engine:
             model=job.request.model,
             backend=job.request.backend,
             chat_template=job.request.chat_template,
+            backend_options=job.request.backend_options,
             target_ids=[t.token_id for t in main.target.tokens],
             faithfulness=False,  # only for the "no measurable effect" hints
         )

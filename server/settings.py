@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlparse
 
+from promptxray.explainers.backends import BACKENDS
+from promptxray.explainers.backends.options import DEVICES, DTYPES, BackendOptions
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES
 
-BACKENDS = ("torch", "onnx")
 TRIGGERS = ("onChange", "onSave", "manual")
 DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty")
 
@@ -37,6 +39,25 @@ class Settings:
     language: str = "en"  # of every sentence shown (hover, diagnostics, report)
     selfExplain: bool = False  # ask the model why it answered so (costs a generation)
     globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
+    # backend "vllm": the engine (its API key only from $PROMPTXRAY_VLLM_API_KEY, never here)
+    endpoint: str | None = None  # http(s) URL of a vLLM OpenAI-compatible server
+    servedModel: str | None = None  # its --served-model-name (None: the only one it serves)
+    concurrency: int = 16  # requests in flight at once
+    requestTimeoutSeconds: float = 120.0  # per request
+    # backend "torch": where and in what precision the model runs
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def backend_options(self) -> BackendOptions:
+        """How the backend is reached and run (every value was checked by parse_settings)."""
+        return BackendOptions(
+            endpoint=self.endpoint,
+            served_model=self.servedModel,
+            concurrency=self.concurrency,
+            timeout_s=self.requestTimeoutSeconds,
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def explain_key(self) -> tuple[Any, ...]:
         """The settings that change an explanation's result (for the cache key)."""
@@ -50,6 +71,7 @@ class Settings:
             self.autoBudgetSeconds,
             self.selfExplain,
             self.language if self.selfExplain else None,  # the language of the question
+            self.backend_options(),  # a changed endpoint or device reconnects / reloads
         )
 
     def show_key(self) -> tuple[Any, ...]:
@@ -62,15 +84,21 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
     from promptxray.explainers.registry import validate_method
 
     bad = f"promptxray: invalid setting {name}={value!r}"
-    if name in ("model", "target"):
+    if name in ("model", "target", "servedModel"):
         if value is None or (isinstance(value, str) and value.strip()):
             return value, None
         if value == "":
             return None, None
         return default, f"{bad}: expected a string; using the default"
-    if name in ("maxNewTokens", "debounceMs"):
+    if name == "endpoint":
+        if value is None or value == "":
+            return None, None
+        if isinstance(value, str) and _is_url(value.strip()):
+            return value.strip(), None
+        return default, f"{bad}: expected an http:// or https:// URL; using none"
+    if name in ("maxNewTokens", "debounceMs", "concurrency"):
         ok = isinstance(value, int) and not isinstance(value, bool)
-        lo, hi = (1, 256) if name == "maxNewTokens" else (0, 60_000)
+        lo, hi = (0, 60_000) if name == "debounceMs" else (1, 256)
         if ok and lo <= value <= hi:
             return value, None
         return default, f"{bad}: expected a whole number from {lo} to {hi}; using {default}"
@@ -78,6 +106,10 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 600:
             return float(value), None
         return default, f"{bad}: expected seconds from 0 to 600; using {default}"
+    if name == "requestTimeoutSeconds":
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e6:
+            return float(value), None
+        return default, f"{bad}: expected seconds above 0; using {default}"
     if name == "unnecessaryThreshold":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             return float(value), None
@@ -95,6 +127,8 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         "granularity": GRANULARITIES,
         "trigger": TRIGGERS,
         "language": LANGUAGES,
+        "device": DEVICES,
+        "dtype": DTYPES,
     }.get(name, ())
     if name == "method":
         try:
@@ -105,6 +139,16 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
     if value in choices:
         return value, None
     return default, f"{bad}: expected one of {', '.join(choices)}; using {default}"
+
+
+def _is_url(text: str) -> bool:
+    """An http:// or https:// URL with a host and no spaces (what BackendOptions accepts)."""
+    if not text.startswith(("http://", "https://")) or any(c.isspace() for c in text):
+        return False
+    try:
+        return bool(urlparse(text).netloc)
+    except ValueError:
+        return False
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:

@@ -142,6 +142,12 @@ const SETTINGS = {
   autoBudgetSeconds: 5,
   language: 'en',
   selfExplain: false,
+  endpoint: '',
+  servedModel: '',
+  concurrency: 16,
+  requestTimeoutSeconds: 120,
+  device: 'auto',
+  dtype: 'auto',
 };
 
 check('the settings, each described, with the server’s defaults', () => {
@@ -171,10 +177,17 @@ check('the settings, each described, with the server’s defaults', () => {
   assert.deepEqual([props['promptxray.autoBudgetSeconds'].minimum, props['promptxray.autoBudgetSeconds'].maximum], [0, 600]);
   assert.deepEqual(props['promptxray.granularity'].enum, ['token', 'word', 'line', 'auto']);
   assert.deepEqual(props['promptxray.trigger'].enum, ['onChange', 'onSave', 'manual']);
+  assert.deepEqual(props['promptxray.backend'].enum, ['torch', 'onnx', 'vllm']);
+  assert.equal(props['promptxray.backend'].enumDescriptions.length, 3);
+  assert.deepEqual(props['promptxray.device'].enum, ['auto', 'cpu', 'cuda']);
+  assert.deepEqual(props['promptxray.dtype'].enum, ['auto', 'float32', 'bfloat16', 'float16']);
+  assert.deepEqual([props['promptxray.concurrency'].minimum, props['promptxray.concurrency'].maximum], [1, 256]);
+  // the prompts go to the endpoint: only a user (machine) setting may name it
+  assert.equal(props['promptxray.endpoint'].scope, 'machine');
   assert.deepEqual(pkg.capabilities.untrustedWorkspaces, {
     supported: 'limited',
     description: pkg.capabilities.untrustedWorkspaces.description,
-    restrictedConfigurations: ['promptxray.python', 'promptxray.model'],
+    restrictedConfigurations: ['promptxray.python', 'promptxray.model', 'promptxray.endpoint'],
   });
 });
 

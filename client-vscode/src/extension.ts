@@ -28,6 +28,7 @@ import {
   METHOD_DESCRIPTIONS,
   METHODS,
   PROMPT_MD_PATTERN,
+  RESTART_KEYS,
   SECTION,
   SERVER_COMMANDS,
 } from './common/constants';
@@ -120,7 +121,8 @@ class PromptXray implements vscode.Disposable {
     this.settings = after;
     this.updateStatus();
     if (needsRestart(before, after)) {
-      this.output.info('promptxray.python, .model or .backend changed: restarting the server');
+      const changed = RESTART_KEYS.filter((key) => before[key] !== after[key]);
+      this.output.info(`${changed.map((k) => `${SECTION}.${k}`).join(', ')} changed: restarting the server`);
       this.blocked = false;
       if (this.client || this.starting || this.hasPromptDocument()) {
         await this.restart();

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from promptxray.explainers.backends.base import Backend
-from promptxray.explainers.errors import InvalidRequestError
+from promptxray.explainers.backends.options import BackendOptions
+from promptxray.explainers.errors import InvalidRequestError, ModelLoadError
 
-BACKENDS = ("torch", "onnx")
-_CACHE: dict[tuple[str, str, bool], Backend] = {}
+BACKENDS = ("torch", "onnx", "vllm")
+_CACHE: dict[tuple[str, str, bool, BackendOptions], Backend] = {}
 _LOCK = threading.Lock()
 
 
@@ -19,22 +20,40 @@ def get_backend(
     model: str | None = None,
     trust_remote_code: bool = False,
     progress: Callable[[str], None] | None = None,
+    options: BackendOptions | None = None,
 ) -> Backend:
     """The backend `name` over `model` (None: the default model), loading it on first use.
 
     For `onnx`, `model` may be an export folder (with manifest.json); otherwise the model's
-    int8 export in the cache is used, and made on first use (about a minute for SmolLM2)."""
+    int8 export in the cache is used, and made on first use (about a minute for SmolLM2).
+    For `vllm`, `options.endpoint` names the engine and `model` the folder of the served
+    model's tokenizer (None: the default model's)."""
     if name not in BACKENDS:
         raise InvalidRequestError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
-    key = (name, model or "default", trust_remote_code)
+    options = relevant_options(name, options or BackendOptions())
+    key = (name, model or "default", trust_remote_code, options)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(name, model, trust_remote_code, progress)
+            _CACHE[key] = _load(name, model, trust_remote_code, progress, options)
         return _CACHE[key]
 
 
+def relevant_options(name: str, options: BackendOptions) -> BackendOptions:
+    """Only the options that change what backend `name` loads or connects to (the key it is
+    cached under): the engine for vllm, device and dtype for torch, none for onnx."""
+    if name == "torch":
+        return BackendOptions(device=options.device, dtype=options.dtype)
+    if name == "vllm":
+        return options
+    return BackendOptions()
+
+
 def _load(
-    name: str, model: str | None, trust_remote_code: bool, progress: Callable[[str], None] | None
+    name: str,
+    model: str | None,
+    trust_remote_code: bool,
+    progress: Callable[[str], None] | None,
+    options: BackendOptions,
 ) -> Backend:
     from promptxray.explainers.models.loading import load_model
 
@@ -43,7 +62,11 @@ def _load(
         from promptxray.explainers.backends.torch_backend import TorchBackend
 
         configure_torch_threads()
-        return TorchBackend(load_model(model, trust_remote_code, progress))
+        return TorchBackend(
+            load_model(model, trust_remote_code, progress, options.device, options.dtype)
+        )
+    if name == "vllm":
+        return _load_vllm(model, trust_remote_code, progress, options)
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
     from promptxray.explainers.models.loading import resolve_model_path
     from promptxray.explainers.models.onnx_export import (
@@ -60,3 +83,28 @@ def _load(
     if not (folder / MANIFEST).exists():
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
     return OnnxBackend(folder)
+
+
+def _load_vllm(
+    model: str | None,
+    trust_remote_code: bool,
+    progress: Callable[[str], None] | None,
+    options: BackendOptions,
+) -> Backend:
+    """Connect to the engine with the served model's tokenizer from a local folder."""
+    from transformers import AutoTokenizer
+
+    from promptxray.explainers.backends.vllm_backend import VllmBackend
+    from promptxray.explainers.models.loading import resolve_model_path
+
+    path, model_id = resolve_model_path(model, progress)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load the tokenizer of {model_id}: {first}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{model_id} has no fast tokenizer; offsets need one")
+    if progress:
+        progress(f"connecting to the vLLM engine at {options.endpoint}")
+    return VllmBackend(tokenizer, options, model_id)

@@ -68,11 +68,19 @@ def _logits_runner(backend: Backend) -> Callable[[PaddedBatch, Any], np.ndarray]
     )
 
 
+def _served(backend: Backend) -> Any:
+    """A served engine's own next-token primitives (the vllm backend), or None."""
+    return backend if callable(getattr(backend, "top_tokens", None)) else None
+
+
 def next_token_choice(
     backend: Backend, rows: Sequence[Sequence[int]], token: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the greedy next token and the log-probability of `token` there
     (left-padded batches, like target_logprobs; the [B, V] logits are not kept)."""
+    served = _served(backend)
+    if served is not None:
+        return served.next_token_choice(rows, token)
     run = _logits_runner(backend)
     greedy: list[np.ndarray] = []
     logp: list[np.ndarray] = []
@@ -109,16 +117,21 @@ def alternatives(ctx: MethodContext, units: Sequence[int], k: int) -> dict[int, 
     usable = sorted({p for p in firsts.values() if p > 0})
     if not usable:
         return {u: [] for u in units}
-    logits = logits_at(ctx.backend, ctx.input.ids, [p - 1 for p in usable])
-    row = {p: i for i, p in enumerate(usable)}
     banned = set(ctx.backend.eos_ids()) | {ctx.backend.pad_id}
     banned |= {int(t) for t in getattr(ctx.backend.tokenizer, "all_special_ids", [])}
+    served = _served(ctx.backend)
+    if served is not None:  # the engine's own top tokens (up to its --max-logprobs)
+        tops = served.top_tokens(ctx.input.ids, [p - 1 for p in usable], k + len(banned) + 1)
+        ranking = {p: np.asarray(top) for p, top in zip(usable, tops, strict=True)}
+    else:
+        logits = logits_at(ctx.backend, ctx.input.ids, [p - 1 for p in usable])
+        ranking = {p: np.argsort(-logits[i]) for i, p in enumerate(usable)}
     out: dict[int, list[int]] = {}
     for u, p in firsts.items():
         if p == 0:
             out[u] = []
             continue
-        ranked = np.argsort(-logits[row[p]])
+        ranked = ranking[p]
         skip = banned | {ctx.input.ids[p]}
         out[u] = [int(t) for t in ranked[: k + len(skip)] if int(t) not in skip][:k]
     return out
@@ -227,7 +240,8 @@ def counterfactual(ctx: MethodContext) -> MethodResult:
     limit = ctx.option("limit", 5, int, lo=1)
     max_candidates = ctx.option("max_candidates", 512, int, lo=1)
     backend = ctx.backend
-    _logits_runner(backend)  # fail early on a backend without logits
+    if _served(backend) is None:
+        _logits_runner(backend)  # fail early on a backend without logits
 
     n = len(ctx.units)
     scores = ctx.base_score - ctx.score_masks(~np.eye(n, dtype=bool))

@@ -121,13 +121,50 @@ def resolve_model_path(spec: str | None, progress: Any = None) -> tuple[str, str
     return spec, spec  # a hub id: needs the network unless it is in the local hub cache
 
 
+def pick_device(device: str = "auto") -> str:
+    """ "auto" is CUDA when a CUDA device is present, else the CPU; "cuda" without one is an
+    error that says so."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(
+            "device cuda was asked for but torch sees no CUDA device "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
+    return device
+
+
+def pick_dtype(device: str, dtype: str = "auto") -> Any:
+    """ "auto" is float32 on the CPU (exact scores) and bfloat16 on CUDA (float16 where the
+    GPU has no bfloat16); float16 on the CPU is refused (slow and inexact there)."""
+    import torch
+
+    if dtype == "auto":
+        if device != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype == "float16" and device == "cpu":
+        raise ModelLoadError("dtype float16 is for CUDA; on the CPU use float32 or bfloat16")
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
 def load_model(
-    spec: str | None = None, trust_remote_code: bool = False, progress: Any = None
+    spec: str | None = None,
+    trust_remote_code: bool = False,
+    progress: Any = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> LoadedModel:
-    """Load tokenizer and causal LM (fp32, eval mode) for a --model value."""
+    """Load tokenizer and causal LM (eval mode) for a --model value, on `device` in `dtype`
+    (defaults: CUDA when present, else the CPU; fp32 on the CPU)."""
     path, model_id = resolve_model_path(spec, progress)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    where = pick_device(device)
+    weights = pick_dtype(where, dtype)
 
     if progress:
         progress(f"loading {model_id}")
@@ -135,12 +172,14 @@ def load_model(
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
-            path, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code
+            path, config=config, dtype=weights, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load {model_id} as a causal language model: {first}") from exc
     model.eval()
+    if where != "cpu":
+        model.to(torch.device(where))  # type: ignore[arg-type]
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{model_id} has no fast tokenizer; offsets need one")
     return LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id, path=path)

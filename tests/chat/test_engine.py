@@ -3,8 +3,10 @@ truncation, explanations of replies and sentences, and every kind of bad input."
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -227,6 +229,8 @@ def test_model_that_fails_to_load(tmp_path):
     with pytest.warns(UserWarning, match="could not be loaded"):
         out = run(handlers.chat("hello", "", 8, 0.0, state))
     assert out[1] == "hello" and state.turns == []  # the message stays in the box
+    note = out[0][-1]  # and the chat says why
+    assert note["metadata"]["title"] == "Error" and "could not be loaded" in note["content"]
 
 
 def test_a_reply_streams_while_an_explanation_runs(stories_engine):
@@ -281,3 +285,99 @@ def test_backend_without_torch_model_replies_in_one_piece(stories_engine):
     assert len(events) == 1 and events[0].done
     expected = [t for t in real.generate(prepared.ids, 24) if t not in real.eos_ids()]
     assert events[0].ids == expected
+
+
+class _Served:
+    """The tiny model behind a served engine's interface: `stream_generate` streams its greedy
+    continuation a token at a time; `cut_after` ends the stream early (a dropped connection)."""
+
+    def __init__(self, real, cut_after=None):
+        self.real, self.cut_after, self.closed = real, cut_after, False
+
+    def __getattr__(self, name):
+        if name == "model":  # no transformers model: the engine path is taken
+            raise AttributeError(name)
+        return getattr(self.real, name)
+
+    def stream_generate(self, ids, max_new_tokens):
+        try:
+            for i, t in enumerate(self.real.generate(ids, max_new_tokens)):
+                if self.cut_after is not None and i == self.cut_after:
+                    return
+                time.sleep(0.02)  # a token at a time, as an engine streams them
+                yield [t]
+        finally:
+            self.closed = True
+
+
+def test_a_served_engine_streams_the_reply(stories_engine):
+    real = stories_engine.backend()
+    engine = ChatEngine(str(stories_engine.model_name))
+    engine._backend = served = _Served(real)
+    prepared = engine.prepare([], "Once upon a time", SETTINGS)
+    events = list(engine.stream(prepared))
+    assert len(events) > 2 and events[-1].done and not events[-1].stopped
+    expected = [t for t in real.generate(prepared.ids, 24) if t not in real.eos_ids()]
+    assert events[-1].ids == expected and served.closed
+
+
+def test_a_served_engine_stream_stops_and_reports_a_cut(stories_engine, tmp_path):
+    real = stories_engine.backend()
+    engine = ChatEngine(str(stories_engine.model_name))
+    engine._backend = served = _Served(real)
+    prepared = engine.prepare([], "Once upon a time", GenSettings(max_new_tokens=40))
+    stop = threading.Event()
+    seen = []
+    for event in engine.stream(prepared, 0.0, stop):
+        seen.append(event)
+        if len(seen) == 2:
+            stop.set()
+    assert seen[-1].done and seen[-1].stopped and len(seen[-1].ids) < 40
+    with engine.lock.exclusive():  # the stream let go of the model's lock
+        pass
+    assert served.closed  # and closed the engine's stream
+    engine._backend = _Served(real, cut_after=3)
+    handlers = Handlers(engine, str(tmp_path))
+    state = Session()
+    run(handlers.chat("Once upon a time", "", 40, 0.0, state))
+    turn = state.turns[-1]
+    assert len(turn.ids) == 3 and turn.stopped
+    assert turn.note and "stopped answering in the middle of the reply" in turn.note
+
+
+def test_chat_options_reach_the_backend_and_every_request(stories_engine, monkeypatch):
+    from promptxray.explainers.backends.options import BackendOptions
+
+    explain_module = importlib.import_module("promptxray.explainers.explain")
+
+    options = BackendOptions(device="cpu", dtype="float32")
+    engine = ChatEngine(str(stories_engine.model_name), options=options)
+    assert engine.backend().name == "torch"
+    prepared, event = engine.generate([], "Once upon a time", SETTINGS)
+    requests = []
+    real_explain = explain_module.explain
+
+    def spy(request, **kwargs):
+        requests.append(request)
+        return real_explain(request, **kwargs)
+
+    monkeypatch.setattr(explain_module, "explain", spy)
+    engine.explain(prepared, event.text, event.ids)
+    assert [r.backend_options for r in requests] == [options]
+
+
+def test_command_line_refuses_what_the_backend_cannot_run(capsys):
+    from promptxray.chat_ui.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--backend", "vllm", "--method", "occlusion"])
+    assert exc.value.code == 2 and "needs --endpoint" in capsys.readouterr().err
+    endpoint = ["--backend", "vllm", "--endpoint", "http://127.0.0.1:9"]
+    with pytest.raises(SystemExit) as exc:
+        main([*endpoint, "--method", "gradient_x_input"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "needs gradients" in err and "occlusion" in err
+    assert "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main([*endpoint, "--dtype", "float8"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -32,7 +32,12 @@ export const METHOD_DESCRIPTIONS: Record<Method, string> = {
 
 export const GRANULARITIES = ['token', 'word', 'line', 'auto'] as const;
 export const TRIGGERS = ['onChange', 'onSave', 'manual'] as const;
-export const BACKENDS = ['torch'] as const;
+/** Inference backends (explainers/backends `BACKENDS`): torch runs every method; onnx and vllm
+ * (a model served by a vLLM engine at `promptxray.endpoint`) run the forward-only ones. */
+export const BACKENDS = ['torch', 'onnx', 'vllm'] as const;
+/** Where and in what precision the torch backend runs (explainers/backends/options.py). */
+export const DEVICES = ['auto', 'cpu', 'cuda'] as const;
+export const DTYPES = ['auto', 'float32', 'bfloat16', 'float16'] as const;
 /** Languages of the plain-language explanation in hovers (server/settings.py `LANGUAGES`). */
 export const LANGUAGES = ['en', 'zh'] as const;
 
@@ -67,9 +72,11 @@ export const EXPLANATION_REQUEST = 'promptxray/explanation';
 export const LANGUAGE_IDS = ['prompt', 'prompty'] as const;
 export const PROMPT_MD_PATTERN = '**/*.prompt.md';
 
-/** The configuration section and the settings whose change restarts the server. */
+/** The configuration section and the settings whose change restarts the server (what it
+ * runs on: the interpreter, the model, the backend and how it is reached or loaded). */
 export const SECTION = 'promptxray';
-export const RESTART_KEYS = ['python', 'model', 'backend'] as const;
-/** Settings that could make the extension run code from the workspace: user values only when
- * the workspace is not trusted (also listed in package.json `restrictedConfigurations`). */
-export const RESTRICTED_KEYS = ['python', 'model'] as const;
+export const RESTART_KEYS = ['python', 'model', 'backend', 'endpoint', 'servedModel', 'device', 'dtype'] as const;
+/** Settings that could make the extension run code from the workspace, or send the prompts
+ * somewhere (`endpoint`): user values only when the workspace is not trusted (also listed in
+ * package.json `restrictedConfigurations`; `endpoint` is machine-scoped there as well). */
+export const RESTRICTED_KEYS = ['python', 'model', 'endpoint'] as const;

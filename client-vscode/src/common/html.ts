@@ -3,11 +3,17 @@
  * (a restrictive Content-Security-Policy, no scripts).
  */
 
-import type { ClientSettings } from './settings';
+import { ClientSettings, DEFAULTS } from './settings';
+
+type BackendSettings = Pick<
+  ClientSettings,
+  'endpoint' | 'servedModel' | 'concurrency' | 'requestTimeoutSeconds' | 'device' | 'dtype'
+>;
 
 /** Arguments after the interpreter: `-m promptxray.cli explain FILE --format html -o OUT`. */
 export function htmlCliArgs(
-  settings: Pick<ClientSettings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'>,
+  settings: Pick<ClientSettings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'> &
+    Partial<BackendSettings>,
   file: string,
   out: string,
   overrides: { method?: string; target?: string | null } = {},
@@ -19,6 +25,31 @@ export function htmlCliArgs(
   args.push('--max-new-tokens', String(settings.maxNewTokens));
   if (settings.model) {
     args.push('--model', settings.model);
+  }
+  // how the backend is reached (vllm) or run (torch); defaults are left to the CLI
+  if (settings.backend === 'vllm') {
+    if (settings.endpoint) {
+      args.push('--endpoint', settings.endpoint);
+    }
+    if (settings.servedModel) {
+      args.push('--served-model', settings.servedModel);
+    }
+    if (settings.concurrency !== undefined && settings.concurrency !== DEFAULTS.concurrency) {
+      args.push('--concurrency', String(settings.concurrency));
+    }
+    if (
+      settings.requestTimeoutSeconds !== undefined &&
+      settings.requestTimeoutSeconds !== DEFAULTS.requestTimeoutSeconds
+    ) {
+      args.push('--request-timeout', String(settings.requestTimeoutSeconds));
+    }
+  } else if (settings.backend === 'torch') {
+    if (settings.device && settings.device !== DEFAULTS.device) {
+      args.push('--device', settings.device);
+    }
+    if (settings.dtype && settings.dtype !== DEFAULTS.dtype) {
+      args.push('--dtype', settings.dtype);
+    }
   }
   if (overrides.target) {
     args.push('--target', overrides.target);

@@ -36,6 +36,12 @@ export interface ClientSettings {
   autoBudgetSeconds: number;
   language: string;
   selfExplain: boolean;
+  endpoint: string | null;
+  servedModel: string | null;
+  concurrency: number;
+  requestTimeoutSeconds: number;
+  device: string;
+  dtype: string;
 }
 
 /** The server's settings object (server/settings.py): a flat object, keys it knows only. */
@@ -53,6 +59,12 @@ export interface ServerSettings {
   autoBudgetSeconds: number;
   language: string;
   selfExplain: boolean;
+  endpoint: string | null;
+  servedModel: string | null;
+  concurrency: number;
+  requestTimeoutSeconds: number;
+  device: string;
+  dtype: string;
 }
 
 /** Defaults, the same as package.json's and the server's. */
@@ -71,6 +83,12 @@ export const DEFAULTS: ClientSettings = {
   autoBudgetSeconds: 5,
   language: 'en',
   selfExplain: false,
+  endpoint: null,
+  servedModel: null,
+  concurrency: 16,
+  requestTimeoutSeconds: 120,
+  device: 'auto',
+  dtype: 'auto',
 };
 
 export const SETTING_KEYS = Object.keys(DEFAULTS) as (keyof ClientSettings)[];
@@ -79,8 +97,9 @@ const isRestricted = (key: string): boolean => (RESTRICTED_KEYS as readonly stri
 
 /**
  * The value in effect for `key`. In an untrusted workspace, the restricted settings (`python`,
- * `model`) ignore workspace and folder values: only the user's own (global) value or the
- * default counts, so opening a folder can never choose the interpreter or model folder.
+ * `model`, `endpoint`) ignore workspace and folder values: only the user's own (global) value
+ * or the default counts, so opening a folder can never choose the interpreter or model folder,
+ * nor the engine the prompts are sent to.
  */
 export function effectiveValue<T>(
   key: string,
@@ -139,6 +158,12 @@ export function readSettings(config: ConfigSource, trusted: boolean): ClientSett
     autoBudgetSeconds: get('autoBudgetSeconds') as number,
     language: get('language') as string,
     selfExplain: get('selfExplain') as boolean,
+    endpoint: optionalString(get('endpoint')),
+    servedModel: optionalString(get('servedModel')),
+    concurrency: get('concurrency') as number,
+    requestTimeoutSeconds: get('requestTimeoutSeconds') as number,
+    device: get('device') as string,
+    dtype: get('dtype') as string,
   };
 }
 
@@ -165,6 +190,12 @@ export function toServerSettings(settings: Partial<ClientSettings>): ServerSetti
     autoBudgetSeconds: pick('autoBudgetSeconds'),
     language: optionalString(pick('language')) ?? DEFAULTS.language,
     selfExplain: pick('selfExplain'),
+    endpoint: optionalString(settings.endpoint),
+    servedModel: optionalString(settings.servedModel),
+    concurrency: pick('concurrency'),
+    requestTimeoutSeconds: pick('requestTimeoutSeconds'),
+    device: optionalString(pick('device')) ?? DEFAULTS.device,
+    dtype: optionalString(pick('dtype')) ?? DEFAULTS.dtype,
   };
 }
 
@@ -178,7 +209,8 @@ export function didChangeConfigurationParams(settings: ClientSettings): {
   return { settings: { promptxray: toServerSettings(settings) } };
 }
 
-/** Whether going from `before` to `after` needs a new server process (interpreter, model, backend). */
+/** Whether going from `before` to `after` needs a new server process (interpreter, model,
+ * backend, engine endpoint or served model, device, dtype). */
 export function needsRestart(before: ClientSettings, after: ClientSettings): boolean {
   return RESTART_KEYS.some((key) => before[key] !== after[key]);
 }

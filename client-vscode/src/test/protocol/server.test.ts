@@ -174,7 +174,11 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     assert.deepEqual(Object.keys(initializationOptions).sort(), [
       'autoBudgetSeconds',
       'backend',
+      'concurrency',
       'debounceMs',
+      'device',
+      'dtype',
+      'endpoint',
       'faithfulness',
       'granularity',
       'inlayHints',
@@ -182,7 +186,9 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
       'maxNewTokens',
       'method',
       'model',
+      'requestTimeoutSeconds',
       'selfExplain',
+      'servedModel',
       'trigger',
       'unnecessaryThreshold',
     ]);

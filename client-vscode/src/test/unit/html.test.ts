@@ -22,6 +22,30 @@ describe('HTML view', () => {
     assert.deepEqual(htmlCliArgs(DEFAULTS, 'f', 'o', { method: 'saliency', target: 'Paris' }).slice(-2), ['--target', 'Paris']);
   });
 
+  it('passes how the backend is reached or run, leaving defaults to the CLI', () => {
+    const flags = (args: string[]): Record<string, string> =>
+      Object.fromEntries(args.slice(8).flatMap((a, i, all) => (a.startsWith('--') ? [[a, all[i + 1]]] : [])));
+    const vllm = flags(
+      htmlCliArgs(
+        { ...DEFAULTS, backend: 'vllm', endpoint: 'http://127.0.0.1:8000', servedModel: 'smollm2', concurrency: 4, requestTimeoutSeconds: 30, device: 'cuda' },
+        'f',
+        'o',
+      ),
+    );
+    assert.equal(vllm['--backend'], 'vllm');
+    assert.equal(vllm['--endpoint'], 'http://127.0.0.1:8000');
+    assert.equal(vllm['--served-model'], 'smollm2');
+    assert.equal(vllm['--concurrency'], '4');
+    assert.equal(vllm['--request-timeout'], '30');
+    assert.ok(!('--device' in vllm), 'torch settings are not the engine’s');
+    const plain = flags(htmlCliArgs({ ...DEFAULTS, backend: 'vllm', endpoint: 'http://e:1' }, 'f', 'o'));
+    assert.deepEqual(Object.keys(plain).sort(), ['--backend', '--endpoint', '--granularity', '--max-new-tokens', '--method']);
+    const torch = flags(htmlCliArgs({ ...DEFAULTS, device: 'cpu', dtype: 'bfloat16', endpoint: 'http://e:1' }, 'f', 'o'));
+    assert.equal(torch['--device'], 'cpu');
+    assert.equal(torch['--dtype'], 'bfloat16');
+    assert.ok(!('--endpoint' in torch), 'the torch backend sends nothing anywhere');
+  });
+
   it('adds a restrictive CSP and removes scripts', () => {
     const page =
       '<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src *">' +

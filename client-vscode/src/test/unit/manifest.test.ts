@@ -6,7 +6,10 @@ import { describe, it } from 'node:test';
 
 import { contrast } from '../../common/colors';
 import {
+  BACKENDS,
   CLIENT_COMMANDS,
+  DEVICES,
+  DTYPES,
   GRANULARITIES,
   LANGUAGE_IDS,
   LANGUAGES,
@@ -45,6 +48,7 @@ interface Manifest {
           enumDescriptions?: string[];
           minimum?: number;
           maximum?: number;
+          scope?: string;
         }
       >;
     };
@@ -149,7 +153,10 @@ describe('package.json', () => {
     assert.deepEqual(props['promptxray.granularity'].enum, [...GRANULARITIES]);
     assert.deepEqual(props['promptxray.trigger'].enum, [...TRIGGERS]);
     assert.deepEqual(props['promptxray.language'].enum, [...LANGUAGES]);
-    for (const key of ['method', 'granularity', 'trigger', 'language', 'backend']) {
+    assert.deepEqual(props['promptxray.backend'].enum, [...BACKENDS]);
+    assert.deepEqual(props['promptxray.device'].enum, [...DEVICES]);
+    assert.deepEqual(props['promptxray.dtype'].enum, [...DTYPES]);
+    for (const key of ['method', 'granularity', 'trigger', 'language', 'backend', 'device', 'dtype']) {
       const prop = props[`promptxray.${key}`];
       assert.equal(prop.enumDescriptions?.length, prop.enum?.length, `${key}: one description per value`);
     }
@@ -157,9 +164,20 @@ describe('package.json', () => {
     assert.equal(props['promptxray.autoBudgetSeconds'].maximum, 600);
   });
 
-  it('limits untrusted workspaces to user values of python and model', () => {
+  it('limits untrusted workspaces to user values of python, model and endpoint', () => {
     const trust = pkg.capabilities.untrustedWorkspaces;
     assert.equal(trust.supported, 'limited');
     assert.deepEqual(trust.restrictedConfigurations, RESTRICTED_KEYS.map((k) => `promptxray.${k}`));
+    assert.ok(trust.restrictedConfigurations.includes('promptxray.endpoint'));
+  });
+
+  it('lets only the user (machine) settings choose where the prompts are sent', () => {
+    const props = c.configuration.properties;
+    assert.equal(props['promptxray.endpoint'].scope, 'machine');
+    const text = JSON.stringify(props['promptxray.endpoint']);
+    assert.ok(text.includes('PROMPTXRAY_VLLM_API_KEY'), 'says where the API key comes from');
+    assert.ok(!Object.keys(props).some((k) => /api.?key|secret|password/i.test(k)), 'no setting holds a key');
+    const backend = JSON.stringify(props['promptxray.backend']);
+    assert.ok(backend.includes('vllm') && !/only torch|torch only/i.test(backend), backend);
   });
 });

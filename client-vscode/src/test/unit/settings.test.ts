@@ -36,10 +36,12 @@ describe('effectiveValue', () => {
     assert.equal(effectiveValue('model', undefined, true), undefined);
   });
 
-  it('drops workspace values of model and python in an untrusted workspace', () => {
+  it('drops workspace values of model, python and endpoint in an untrusted workspace', () => {
     assert.equal(effectiveValue('model', inspected, false), 'g');
     assert.equal(effectiveValue('python', inspected, false), 'g');
     assert.equal(effectiveValue('python', { ...inspected, globalValue: undefined }, false), 'd');
+    assert.equal(effectiveValue('endpoint', inspected, false), 'g');
+    assert.equal(effectiveValue('endpoint', { ...inspected, globalValue: undefined }, false), 'd');
   });
 
   it('keeps workspace values of harmless settings in an untrusted workspace', () => {
@@ -69,13 +71,20 @@ describe('readSettings', () => {
         autoBudgetSeconds: { globalValue: 12.5 },
         language: { globalValue: 'zh' },
         selfExplain: { workspaceFolderValue: true },
+        backend: { globalValue: 'vllm' },
+        endpoint: { globalValue: ' http://127.0.0.1:8000 ' },
+        servedModel: { globalValue: 'smollm2' },
+        concurrency: { globalValue: 4 },
+        requestTimeoutSeconds: { workspaceValue: 30 },
+        device: { globalValue: 'cpu' },
+        dtype: { workspaceValue: 'bfloat16' },
       }),
       true,
     );
     assert.deepEqual(settings, {
       python: null,
       model: '/models/tiny',
-      backend: 'torch',
+      backend: 'vllm',
       method: 'saliency',
       granularity: 'line',
       maxNewTokens: 3,
@@ -87,7 +96,24 @@ describe('readSettings', () => {
       autoBudgetSeconds: 12.5,
       language: 'zh',
       selfExplain: true,
+      endpoint: 'http://127.0.0.1:8000',
+      servedModel: 'smollm2',
+      concurrency: 4,
+      requestTimeoutSeconds: 30,
+      device: 'cpu',
+      dtype: 'bfloat16',
     });
+  });
+
+  it('has the server’s defaults for the backend settings', () => {
+    const settings = readSettings(config({}), true);
+    assert.equal(settings.backend, 'torch');
+    assert.equal(settings.endpoint, null);
+    assert.equal(settings.servedModel, null);
+    assert.equal(settings.concurrency, 16);
+    assert.equal(settings.requestTimeoutSeconds, 120);
+    assert.equal(settings.device, 'auto');
+    assert.equal(settings.dtype, 'auto');
   });
 
   it('has the server’s defaults for faithfulness, the auto budget, language and self-explanation', () => {
@@ -132,6 +158,23 @@ describe('readSettings', () => {
     assert.equal(trusted.python, './evil/python');
     assert.equal(trusted.model, './evil-model');
   });
+
+  it('in an untrusted workspace sends the prompts only to the user’s own endpoint', () => {
+    const source = config({
+      backend: { workspaceValue: 'vllm' },
+      endpoint: { globalValue: 'http://127.0.0.1:8000', workspaceValue: 'https://collector.example/' },
+      servedModel: { workspaceValue: 'smollm2' },
+    });
+    const untrusted = readSettings(source, false);
+    assert.equal(untrusted.endpoint, 'http://127.0.0.1:8000');
+    assert.equal(untrusted.backend, 'vllm');
+    assert.equal(untrusted.servedModel, 'smollm2', 'a name, not a destination: not restricted');
+    assert.deepEqual(ignoredWorkspaceKeys(source, false), ['endpoint']);
+    const folder = config({ endpoint: { workspaceFolderValue: 'https://collector.example/' } });
+    assert.equal(readSettings(folder, false).endpoint, null, 'no user value: none at all');
+    assert.deepEqual(ignoredWorkspaceKeys(folder, false), ['endpoint']);
+    assert.equal(readSettings(source, true).endpoint, 'https://collector.example/');
+  });
 });
 
 describe('toInitializationOptions', () => {
@@ -151,6 +194,12 @@ describe('toInitializationOptions', () => {
       autoBudgetSeconds: 5,
       language: 'en',
       selfExplain: false,
+      endpoint: null,
+      servedModel: null,
+      concurrency: 16,
+      requestTimeoutSeconds: 120,
+      device: 'auto',
+      dtype: 'auto',
     });
     assert.ok(!('python' in options));
     assert.ok(!('target' in options), 'no target: per-document targets stay on the server');
@@ -183,6 +232,30 @@ describe('toInitializationOptions', () => {
     assert.equal(options.autoBudgetSeconds, 600);
     assert.equal(options.language, 'fr');
     assert.equal(options.selfExplain, true);
+  });
+
+  it('passes the backend settings through, empty strings as null', () => {
+    const options = toServerSettings({
+      backend: 'vllm',
+      endpoint: ' http://127.0.0.1:8000 ',
+      servedModel: 'smollm2',
+      concurrency: 0,
+      requestTimeoutSeconds: 2.5,
+      device: 'cuda',
+      dtype: 'float16',
+    });
+    assert.equal(options.backend, 'vllm');
+    assert.equal(options.endpoint, 'http://127.0.0.1:8000');
+    assert.equal(options.servedModel, 'smollm2');
+    assert.equal(options.concurrency, 0, 'the server validates it and warns');
+    assert.equal(options.requestTimeoutSeconds, 2.5);
+    assert.equal(options.device, 'cuda');
+    assert.equal(options.dtype, 'float16');
+    const empty = toServerSettings({ endpoint: '', servedModel: '  ', device: '', dtype: ' ' });
+    assert.equal(empty.endpoint, null);
+    assert.equal(empty.servedModel, null);
+    assert.equal(empty.device, 'auto');
+    assert.equal(empty.dtype, 'auto');
   });
 
   it('fills missing keys with the defaults and empty enum strings too', () => {
@@ -220,7 +293,7 @@ describe('toInitializationOptions', () => {
 });
 
 describe('restart or notify', () => {
-  it('restarts for python, model and backend only', () => {
+  it('restarts for python, model, backend and how the backend is reached or loaded', () => {
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, python: '/p' }), true);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, model: 'm' }), true);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, backend: 'onnx' }), true);
@@ -231,6 +304,13 @@ describe('restart or notify', () => {
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, autoBudgetSeconds: 60 }), false);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, language: 'zh' }), false);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, selfExplain: true }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, backend: 'vllm' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, endpoint: 'http://127.0.0.1:8000' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, servedModel: 'smollm2' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, device: 'cpu' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, dtype: 'bfloat16' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, concurrency: 4 }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, requestTimeoutSeconds: 30 }), false);
   });
 
   it('notifies the server only when something it reads changed', () => {
@@ -242,5 +322,7 @@ describe('restart or notify', () => {
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, language: 'zh' }), true);
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, selfExplain: true }), true);
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, python: '/p' }), false, 'python is client-only');
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, concurrency: 4 }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, requestTimeoutSeconds: 30 }), true);
   });
 });

@@ -1,0 +1,414 @@
+"""The `vllm` backend: forward-only explainers against a model served by vLLM's
+OpenAI-compatible server, instead of a model loaded here.
+
+Every variant is one `/v1/completions` request whose prompt is token ids (the variant followed
+by the target) with `prompt_logprobs: 0`; many are in flight at once and the engine batches
+them and reuses the prefixes they share with the prompt (its prefix cache). Tokenisation uses
+the served model's own tokenizer from a local folder, checked against the engine's `/tokenize`
+on connect. Gradient and attention methods are refused by the registry's capability check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+
+from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn
+from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
+from promptxray.explainers.errors import ContextLengthError, PromptXrayError
+
+RETRIES = 4  # attempts after the first, for faults a retry can help (refused, 5xx, timeout)
+BACKOFF_S = 0.5  # first wait; doubles each attempt (0.5, 1, 2, 4 s)
+MAX_LOGPROBS = 20  # vLLM's default --max-logprobs: top tokens one request may return
+PROBE = "Paris is the capital of France. 巴黎 🙂"
+
+
+class EngineError(PromptXrayError):
+    """The engine cannot be reached or answered with an error; the message says what to do.
+    `retry`: whether trying again may help; `status`, `detail`: the HTTP answer, if any."""
+
+    def __init__(
+        self, message: str, retry: bool = False, status: int = 0, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.status = status
+        self.detail = detail
+
+
+class EngineClient:
+    """JSON over HTTP to one vLLM server, with retries and back-off where they can help.
+
+    The API key (from the environment) goes only into the Authorization header: it is never
+    logged, put in an error message or written to a result."""
+
+    def __init__(self, endpoint: str, timeout_s: float) -> None:
+        self.base = endpoint.rstrip("/")
+        if self.base.endswith("/v1"):
+            self.base = self.base[: -len("/v1")]
+        self.timeout_s = timeout_s
+        self._key = os.environ.get(API_KEY_ENV) or None
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path, None)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, body)
+
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Server-sent events of a streamed request, one parsed `data:` object at a time."""
+        with self._open("POST", path, {**body, "stream": True}) as response:
+            try:
+                for raw in response:
+                    line = raw.decode("utf-8").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[len("data:") :].strip()
+                    if data == "[DONE]":
+                        return
+                    yield json.loads(data)
+            except (OSError, ValueError) as exc:
+                raise EngineError(
+                    f"the vLLM engine at {self.base} broke off the answer ({exc})", retry=False
+                ) from None
+        raise EngineError(
+            f"the vLLM engine at {self.base} ended the answer before it was complete; check "
+            "that it is still running"
+        )
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        for attempt in range(RETRIES + 1):
+            try:
+                with self._open(method, path, body) as response:
+                    return json.loads(response.read().decode("utf-8"))
+            except EngineError as exc:
+                if not exc.retry or attempt == RETRIES:
+                    raise
+                time.sleep(BACKOFF_S * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def _open(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self._key:
+            request.add_header("Authorization", f"Bearer {self._key}")
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout_s)
+        except urllib.error.HTTPError as exc:
+            raise _http_error(self.base, path, exc) from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+                what = f"did not answer within {self.timeout_s:g} s"
+            else:
+                what = f"cannot be reached ({reason})"
+            raise EngineError(
+                f"the vLLM engine at {self.base} {what}; check that it is running "
+                "(python -m vllm.entrypoints.openai.api_server ...) and the endpoint setting",
+                retry=True,
+            ) from None
+
+
+def _http_error(base: str, path: str, exc: urllib.error.HTTPError) -> EngineError:
+    """An HTTP error as a message a user can act on (5xx and 429 are retried)."""
+    try:
+        payload = json.loads(exc.read().decode("utf-8", "replace"))
+        detail = payload.get("message") or payload.get("error", {}).get("message") or ""
+    except (ValueError, AttributeError, OSError):
+        detail = ""
+    detail = str(detail).strip().splitlines()[0] if str(detail).strip() else exc.reason
+    if exc.code in (401, 403):
+        message = (
+            f"the vLLM engine at {base} refused the request (HTTP {exc.code}): set its API key "
+            f"in the environment variable {API_KEY_ENV}"
+        )
+    else:
+        message = f"the vLLM engine at {base} answered HTTP {exc.code} to {path}: {detail}"
+    return EngineError(
+        message, retry=exc.code >= 500 or exc.code == 429, status=exc.code, detail=str(detail)
+    )
+
+
+class VllmBackend(Backend):
+    """A model served by vLLM, scored by prompt log-probabilities over HTTP."""
+
+    name = "vllm"
+
+    def __init__(self, tokenizer: Any, options: BackendOptions, model_id: str) -> None:
+        if not options.endpoint:
+            raise EngineError(
+                "the vllm backend needs an endpoint: the URL of a vLLM OpenAI-compatible "
+                "server (--endpoint http://127.0.0.1:8000, or the endpoint setting)"
+            )
+        self.options = options
+        self.client = EngineClient(options.endpoint, options.timeout_s)
+        self._lock = threading.Lock()
+        served, context = self._connect(options.served_model)
+        self.served_model = served
+        super().__init__(tokenizer, f"{served} (vLLM at {self.client.base})", context)
+        self.local_model_id = model_id
+        self._check_tokenizer()
+        self._check_prompt_logprobs()
+
+    # --- connecting ----------------------------------------------------------------------------
+    def _connect(self, wanted: str | None) -> tuple[str, int]:
+        """The served model's name and context length from /v1/models; a wrong name is an
+        error naming the models the engine serves."""
+        listing = self.client.get("/v1/models")
+        models = {m["id"]: m for m in listing.get("data", [])}
+        if not models:
+            raise EngineError(f"the vLLM engine at {self.client.base} serves no model")
+        if wanted is None:
+            if len(models) > 1:
+                raise EngineError(
+                    f"the vLLM engine at {self.client.base} serves {', '.join(sorted(models))}; "
+                    "choose one with --served-model (the servedModel setting)"
+                )
+            wanted = next(iter(models))
+        if wanted not in models:
+            raise EngineError(
+                f"the vLLM engine at {self.client.base} does not serve {wanted!r}; it serves "
+                f"{', '.join(sorted(models))}"
+            )
+        context = int(models[wanted].get("max_model_len") or 2048)
+        self.max_logprobs = MAX_LOGPROBS
+        return wanted, context
+
+    def _check_tokenizer(self) -> None:
+        """The local tokenizer (which gives character offsets) must split text and apply the
+        chat template exactly as the engine does; a mismatch is a clear error."""
+        local = self.tokenizer(PROBE, add_special_tokens=False)["input_ids"]
+        remote = self.client.post(
+            "/tokenize",
+            {"model": self.served_model, "prompt": PROBE, "add_special_tokens": False},
+        )["tokens"]
+        if list(local) != list(remote):
+            raise EngineError(
+                f"the tokenizer of {self.local_model_id} does not match the one {self.served_model}"
+                " is served with; pass the served model's folder as --model (the model setting)"
+            )
+        if not self.has_chat_template:
+            return
+        messages = [{"role": "user", "content": PROBE}]
+        mine = self.tokenizer(self.render_chat(messages), add_special_tokens=False)["input_ids"]
+        theirs = self.client.post(
+            "/tokenize",
+            {
+                "model": self.served_model,
+                "messages": messages,
+                "add_generation_prompt": True,
+                "add_special_tokens": False,
+            },
+        )["tokens"]
+        if list(mine) != list(theirs):
+            raise EngineError(
+                f"the chat template of {self.local_model_id} differs from the one the engine "
+                f"applies to {self.served_model}; pass the served model's folder as --model"
+            )
+
+    def _check_prompt_logprobs(self) -> None:
+        ids = self.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:4]
+        body = self._score_body(list(ids))
+        choice = self.client.post("/v1/completions", body)["choices"][0]
+        got = choice.get("prompt_logprobs")
+        if not isinstance(got, list) or len(got) != len(ids):
+            raise EngineError(
+                f"the engine at {self.client.base} does not return prompt log-probabilities "
+                "(`prompt_logprobs`); promptxray needs a vLLM OpenAI-compatible server"
+            )
+
+    # --- scoring -------------------------------------------------------------------------------
+    def _score_body(self, prompt: list[int]) -> dict[str, Any]:
+        return {
+            "model": self.served_model,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0,
+            "prompt_logprobs": 0,
+        }
+
+    def _score_one(self, ids: list[int], target: list[int]) -> np.ndarray:
+        """log p(target_t | ids, target_<t) from one request's prompt log-probabilities."""
+        prompt = ids + target
+        try:
+            answer = self.client.post("/v1/completions", self._score_body(prompt))
+        except EngineError as exc:
+            if exc.status == 400 and "length" in exc.detail:
+                raise ContextLengthError(
+                    len(ids), len(target), self.context_length, self.served_model
+                ) from None
+            raise
+        with self._lock:
+            self.counters.tokens_sent += len(prompt)
+        logprobs = answer["choices"][0].get("prompt_logprobs") or []
+        out = np.zeros(len(target), dtype=np.float64)
+        for t, token in enumerate(target):
+            entry = logprobs[len(ids) + t] if len(ids) + t < len(logprobs) else None
+            found = (entry or {}).get(str(token))
+            if found is None:
+                raise EngineError(
+                    f"the engine's answer lacks the log-probability of target token {t}; "
+                    "promptxray needs a vLLM OpenAI-compatible server"
+                )
+            out[t] = float(found["logprob"] if isinstance(found, dict) else found)
+        return out
+
+    def _score_rows(
+        self,
+        inputs: list[list[int]],
+        target: list[int],
+        progress: ProgressFn | None,
+        reference: Sequence[int] | None,
+    ) -> np.ndarray:
+        """Send every row as its own request, `concurrency` in flight, longest shared prefix
+        with the reference first, so the engine's prefix cache holds what later rows reuse.
+        A fault or a cancellation (raised by `progress`) stops the rest: no partial result."""
+        for x in inputs:
+            if len(x) + len(target) > self.context_length:
+                raise ContextLengthError(
+                    len(x), len(target), self.context_length, self.served_model
+                )
+        order = sorted(range(len(inputs)), key=lambda i: -_shared(inputs[i], reference))
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+        try:
+            pending: dict[Future[np.ndarray], int] = {}
+            queue = iter(order)
+            done = 0
+            for i in queue:
+                pending[pool.submit(self._score_one, inputs[i], target)] = i
+                if len(pending) >= self.options.concurrency:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    out[pending.pop(future)] = future.result()
+                    done += 1
+                    self.counters.forward_passes += 1
+                    self.counters.sequences += 1
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(self._score_one, inputs[nxt], target)] = nxt
+                if progress:
+                    progress(done, len(inputs))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return out
+
+    # --- next-token primitives (counterfactual edits) --------------------------------------------
+    def _prompt_logprobs(self, prompt: list[int], k: int) -> list[dict[str, Any]]:
+        """Each prompt position's entry: the actual token and the engine's top `k`."""
+        body = {**self._score_body(prompt), "prompt_logprobs": k}
+        answer = self.client.post("/v1/completions", body)
+        with self._lock:
+            self.counters.tokens_sent += len(prompt)
+            self.counters.forward_passes += 1
+            self.counters.sequences += 1
+        return [e or {} for e in answer["choices"][0].get("prompt_logprobs") or []]
+
+    def top_tokens(self, ids: Sequence[int], positions: Sequence[int], k: int) -> list[list[int]]:
+        """The engine's most likely next tokens after each of `positions` (best first), at
+        most its --max-logprobs of them (20 by default)."""
+        k = max(1, min(k, self.max_logprobs))
+        entries = self._prompt_logprobs([*ids, self.pad_id], k)
+        out: list[list[int]] = []
+        for p in positions:
+            entry = entries[p + 1] if p + 1 < len(entries) else {}
+            ranked = sorted(entry.items(), key=lambda kv: int(kv[1].get("rank") or 1 << 30))
+            out.append([int(t) for t, v in ranked if int(v.get("rank") or 1 << 30) <= k])
+        return out
+
+    def next_token_choice(
+        self, rows: Sequence[Sequence[int]], token: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each row: the greedy next token and log p(`token`) there, from one request
+        per row (`token` appended, the top-1 alongside it), `concurrency` in flight."""
+
+        def one(row: Sequence[int]) -> tuple[int, float]:
+            entry = self._prompt_logprobs([*row, int(token)], 1)[-1]
+            logp = float(entry[str(token)]["logprob"])
+            best = min(entry.items(), key=lambda kv: int(kv[1].get("rank") or 1 << 30))
+            return int(best[0]), logp
+
+        with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+            got = list(pool.map(one, rows))
+        return np.array([g for g, _ in got], dtype=np.int64), np.array([lp for _, lp in got])
+
+    def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
+        raise NotImplementedError("the vllm backend scores requests, not padded batches")
+
+    # --- generation ----------------------------------------------------------------------------
+    def _generate_body(self, ids: Sequence[int], max_new_tokens: int) -> dict[str, Any]:
+        return {
+            "model": self.served_model,
+            "prompt": list(ids),
+            "max_tokens": max(1, min(max_new_tokens, self.context_length - len(ids))),
+            "temperature": 0,
+            "return_token_ids": True,
+            "skip_special_tokens": False,
+        }
+
+    def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
+        """The engine's greedy continuation (token ids), ending with its end-of-sequence
+        token when it stopped there."""
+        if len(ids) + 1 > self.context_length:
+            raise ContextLengthError(len(ids), 1, self.context_length, self.served_model)
+        answer = self.client.post("/v1/completions", self._generate_body(ids, max_new_tokens))
+        with self._lock:
+            self.counters.tokens_sent += len(ids)
+        self.counters.forward_passes += 1
+        self.counters.sequences += 1
+        choice = answer["choices"][0]
+        return self._with_stop(list(choice.get("token_ids") or []), choice, max_new_tokens)
+
+    def stream_generate(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[list[int]]:
+        """The greedy continuation as it is generated: lists of new token ids."""
+        if len(ids) + 1 > self.context_length:
+            raise ContextLengthError(len(ids), 1, self.context_length, self.served_model)
+        body = self._generate_body(ids, max_new_tokens)
+        got: list[int] = []
+        last: dict[str, Any] = {}
+        for event in self.client.stream("/v1/completions", body):
+            for choice in event.get("choices", []):
+                new = list(choice.get("token_ids") or [])
+                got += new
+                last = choice
+                if new:
+                    yield new
+        tail = self._with_stop(list(got), last, max_new_tokens)[len(got) :]
+        if tail:
+            yield tail
+
+    def _with_stop(self, ids: list[int], choice: dict[str, Any], limit: int) -> list[int]:
+        """End with the token the engine stopped on (the stop token it names, else the
+        end-of-sequence token), as the other backends do, when its output ids lack it."""
+        if choice.get("finish_reason") != "stop" or len(ids) >= limit:
+            return ids
+        stop = choice.get("stop_reason")
+        if not isinstance(stop, int):
+            stop = self.tokenizer.eos_token_id if stop is None else None
+        if stop is not None and (not ids or ids[-1] != int(stop)):  # some versions keep it
+            ids.append(int(stop))
+        return ids
+
+
+def _shared(row: Sequence[int], reference: Sequence[int] | None) -> int:
+    """Length of the common prefix of `row` and `reference`."""
+    if reference is None:
+        return 0
+    n = 0
+    for a, b in zip(row, reference, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n

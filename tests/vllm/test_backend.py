@@ -1,0 +1,202 @@
+"""The vllm backend against a real vLLM engine serving the default model: the same scores as
+the torch backend, the methods it refuses, and every fault a user can meet."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
+from promptxray.explainers.backends.vllm_backend import EngineError, VllmBackend
+from promptxray.explainers.errors import (
+    ContextLengthError,
+    InvalidRequestError,
+    UnsupportedMethodError,
+)
+from promptxray.explainers.explain import explain
+from promptxray.explainers.types import ExplainRequest
+from tests.conftest import REPO, STORIES
+from tests.e2e.test_cli_default_model import promptxray
+
+CAPITAL = (REPO / "examples" / "capital.prompt").read_text()
+PROMPTY = REPO / "tests" / "data" / "capital.prompty"
+NOBODY = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+def request(text: str = CAPITAL, **kwargs) -> ExplainRequest:
+    return ExplainRequest(text=text, path="capital.prompt", **kwargs)
+
+
+def scores(expl) -> np.ndarray:
+    return np.array([s.score for s in expl.spans])
+
+
+@pytest.mark.parametrize(
+    "method,granularity",
+    [("occlusion", "token"), ("occlusion", "auto"), ("shapley", "word"), ("surrogate", "word")],
+)
+def test_scores_equal_the_torch_backend(vllm, smol, method, granularity):
+    req = request(method=method, granularity=granularity)
+    served = explain(req, backend=vllm)
+    local = explain(req, backend=smol)
+    assert served.backend == "vllm" and "smollm2" in served.model
+    assert served.target.text == local.target.text and "Paris" in served.target.text
+    assert [(s.start, s.end) for s in served.spans] == [(s.start, s.end) for s in local.spans]
+    assert np.abs(scores(served) - scores(local)).max() < 1e-3
+    assert served.target.logprob == pytest.approx(local.target.logprob, abs=1e-3)
+    engine = served.details["engine"]
+    assert engine["requests"] == served.forward_passes and engine["tokens_sent"] > 0
+
+
+def test_faithfulness_figures_and_counterfactuals_run_on_the_engine(vllm, smol):
+    served = explain(request(method="counterfactual", granularity="word"), backend=vllm)
+    local = explain(request(method="counterfactual", granularity="word"), backend=smol)
+    assert served.faithfulness is not None
+    for key in ("comprehensiveness", "sufficiency"):
+        assert served.metrics[key] == pytest.approx(local.metrics[key], abs=1e-3)
+    assert served.counterfactuals is not None and local.counterfactuals is not None
+    assert served.counterfactuals.ranked_units == local.counterfactuals.ranked_units
+    # the same edits found, flipping the answer to the same new answers
+    assert [(c.ids, c.new_target) for c in served.counterfactuals.found] == [
+        (c.ids, c.new_target) for c in local.counterfactuals.found
+    ]
+
+
+def test_auto_chooses_among_the_methods_the_engine_can_run(vllm):
+    expl = explain(request(method="auto", granularity="word"), backend=vllm)
+    assert expl.auto is not None
+    assert expl.method in {"occlusion", "shapley", "surrogate"}
+    tried = {str(c["method"]) for c in expl.auto.candidates}
+    assert tried and not tried & {"gradient_x_input", "saliency", "attention"}
+
+
+def test_gradient_and_attention_methods_are_refused_naming_what_works(vllm):
+    for method in ("integrated_gradients", "attention"):
+        with pytest.raises(UnsupportedMethodError) as err:
+            explain(request(method=method), backend=vllm)
+        assert "occlusion" in str(err.value) and "vllm" in str(err.value)
+
+
+def test_the_chat_template_and_generation_are_the_engines(vllm, smol):
+    text = PROMPTY.read_text()
+    served = explain(ExplainRequest(text=text, path=str(PROMPTY)), backend=vllm)
+    local = explain(ExplainRequest(text=text, path=str(PROMPTY)), backend=smol)
+    assert [t.token_id for t in served.target.tokens] == [t.token_id for t in local.target.tokens]
+    streamed = [t for chunk in vllm.stream_generate([1, 2, 3], 5) for t in chunk]
+    assert streamed == vllm.generate([1, 2, 3], 5) == smol.generate([1, 2, 3], 5)
+
+
+def test_a_prompt_over_the_engines_context_is_a_clear_error(vllm):
+    long = "word " * 3000
+    with pytest.raises(ContextLengthError) as err:
+        explain(request(long, target=" Paris"), backend=vllm)
+    assert "2048" in str(err.value)
+
+
+def test_engine_down_wrong_name_and_bad_endpoint_are_clear_errors(engine):
+    from promptxray.explainers.backends import get_backend
+
+    started = time.perf_counter()
+    with pytest.raises(EngineError) as err:
+        get_backend("vllm", None, options=BackendOptions(endpoint=NOBODY, timeout_s=5))
+    assert "cannot be reached" in str(err.value) and NOBODY in str(err.value)
+    assert time.perf_counter() - started < 60  # retried with back-off, then gave up
+    with pytest.raises(EngineError) as err:
+        get_backend("vllm", None, options=BackendOptions(endpoint=engine.url, served_model="x"))
+    assert "does not serve 'x'" in str(err.value) and "smollm2" in str(err.value)
+    with pytest.raises(InvalidRequestError):
+        BackendOptions(endpoint="ftp://example.org")
+    with pytest.raises(EngineError) as err:
+        get_backend("vllm", None)  # no endpoint at all
+    assert "needs an endpoint" in str(err.value)
+
+
+def test_a_tokenizer_that_differs_from_the_served_one_is_refused(engine):
+    from promptxray.explainers.backends import get_backend
+
+    with pytest.raises(EngineError) as err:
+        get_backend("vllm", str(STORIES), options=BackendOptions(endpoint=engine.url))
+    assert "does not match" in str(err.value)
+
+
+def test_the_api_key_is_sent_but_never_shown(engine, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from promptxray.explainers.models.loading import resolve_model_path
+
+    secret = "sk-promptxray-test-secret"
+    monkeypatch.setenv(API_KEY_ENV, secret)
+    folder, _ = resolve_model_path(None)
+    backend = VllmBackend(
+        AutoTokenizer.from_pretrained(folder), BackendOptions(endpoint=engine.url), "smollm2"
+    )
+    expl = explain(request(granularity="line", faithfulness=False), backend=backend)
+    assert secret not in expl.to_json() and secret not in repr(backend.options)
+    backend.client.base = NOBODY
+    with pytest.raises(EngineError) as err:
+        backend.generate([1, 2, 3], 2)
+    assert secret not in str(err.value)
+
+
+def test_cli_explains_through_the_engine(engine):
+    result = promptxray(
+        "explain",
+        str(REPO / "examples" / "capital.prompt"),
+        "--backend",
+        "vllm",
+        "--endpoint",
+        engine.url,
+        "-g",
+        "line",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["backend"] == "vllm" and "Paris" in data["target"]["text"]
+    refused = promptxray(
+        "explain", "-", "--backend", "vllm", "--endpoint", engine.url, "-m", "saliency", stdin="Hi"
+    )
+    assert refused.returncode == 2 and "occlusion" in refused.stderr
+    down = promptxray("explain", "-", "--backend", "vllm", "--endpoint", NOBODY, stdin="Hi")
+    assert down.returncode == 2 and "cannot be reached" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+def test_an_engine_killed_mid_explanation_fails_clearly_and_the_next_one_works(engine):
+    """The engine dies while variants are in flight: the explanation fails with a message (no
+    partial result), and once the engine is back the same backend explains again."""
+    import threading
+
+    from promptxray.explainers.backends import get_backend
+
+    if engine.proc is None:
+        pytest.skip("PROMPTXRAY_VLLM_ENDPOINT: the engine is not this session's to kill")
+    backend = get_backend("vllm", None, options=BackendOptions(endpoint=engine.url, timeout_s=20))
+    long = "\n".join(f"Line {i}: the capital of country {i} is city {i}." for i in range(60))
+    killed = threading.Event()
+
+    def kill_when_running(done: int, total: int) -> None:
+        if done >= 5 and not killed.is_set():
+            killed.set()
+            engine.stop()
+
+    from promptxray.explainers.explain import explain as run
+
+    try:
+        with pytest.raises(EngineError) as err:
+            run(
+                request(long + "\nThe capital of France is", target=" Paris", faithfulness=False),
+                backend=backend,
+                progress=lambda stage, d, t: (
+                    kill_when_running(d, t) if stage == "attribute" else None
+                ),
+            )
+        assert killed.is_set() and "cannot be reached" in str(err.value)
+    finally:
+        engine.start()
+    again = explain(request(granularity="line"), backend=backend)
+    assert "Paris" in again.target.text
