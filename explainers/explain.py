@@ -239,9 +239,9 @@ def assemble(
     degraded = details.pop("degraded", None)
     if faith is not None:
         metrics.update(faith.metrics())
-    if backend.counters.tokens_sent:  # a served engine: what was sent to it
+    if backend.counters.requests:  # a served engine: what was sent to it
         details["engine"] = {
-            "requests": backend.counters.forward_passes,
+            "requests": backend.counters.requests,
             "tokens_sent": backend.counters.tokens_sent,
         }
     return Explanation(

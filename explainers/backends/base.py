@@ -37,16 +37,18 @@ def memory_budget() -> int:
 
 @dataclass
 class Counters:
-    """How much model work an explanation cost: batched calls (a served engine: requests) and
-    sequences run, and the prompt tokens sent to a served engine."""
+    """How much model work an explanation cost: batched calls and sequences run, and for a
+    served engine the requests and prompt tokens sent to it."""
 
     forward_passes: int = 0
     sequences: int = 0
+    requests: int = 0
     tokens_sent: int = 0
 
     def reset(self) -> None:
         self.forward_passes = 0
         self.sequences = 0
+        self.requests = 0
         self.tokens_sent = 0
 
 

@@ -1,9 +1,12 @@
 """The `vllm` backend: forward-only explainers against a model served by vLLM's
 OpenAI-compatible server, instead of a model loaded here.
 
-Every variant is one `/v1/completions` request whose prompt is token ids (the variant followed
-by the target) with `prompt_logprobs: 0`; many are in flight at once and the engine batches
-them and reuses the prefixes they share with the prompt (its prefix cache). Tokenisation uses
+Every variant is scored by `/v1/completions` requests whose prompts are token ids, many in
+flight at once (the engine batches them). Each target token's log-probability is read at the
+one generated position of a request (`logprob_token_ids`), in order, so the engine's prefix
+cache serves what a variant shares with the prompt and with its previous request; vLLM
+computes `prompt_logprobs` without its prefix cache, so one request with those is only the
+fallback for an engine without `logprob_token_ids`. Tokenisation uses
 the served model's own tokenizer from a local folder, checked against the engine's `/tokenize`
 on connect. Gradient and attention methods are refused by the registry's capability check.
 """
@@ -153,6 +156,7 @@ class VllmBackend(Backend):
         self.options = options
         self.client = EngineClient(options.endpoint, options.timeout_s)
         self._lock = threading.Lock()
+        self.scoring = "prompt"  # or "chosen": how targets are scored (_check_prompt_logprobs)
         served, context = self._connect(options.served_model)
         self.served_model = served
         super().__init__(tokenizer, f"{served} (vLLM at {self.client.base})", context)
@@ -217,15 +221,26 @@ class VllmBackend(Backend):
             )
 
     def _check_prompt_logprobs(self) -> None:
-        ids = self.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:4]
-        body = self._score_body(list(ids))
-        choice = self.client.post("/v1/completions", body)["choices"][0]
+        """Find how this engine scores a target: by the log-probabilities of chosen tokens at
+        generated positions (`logprob_token_ids`, which reads the prefix cache) where it has
+        them, else by prompt log-probabilities (which vLLM computes without its prefix
+        cache). An engine with neither is refused."""
+        ids = list(self.tokenizer(PROBE, add_special_tokens=False)["input_ids"][:4])
+        choice = self.client.post("/v1/completions", self._score_body(ids))["choices"][0]
         got = choice.get("prompt_logprobs")
         if not isinstance(got, list) or len(got) != len(ids):
             raise EngineError(
                 f"the engine at {self.client.base} does not return prompt log-probabilities "
                 "(`prompt_logprobs`); promptxray needs a vLLM OpenAI-compatible server"
             )
+        expected = float(got[-1][str(ids[-1])]["logprob"])
+        try:
+            self.scoring = "chosen"
+            found = self._chosen_logprob(ids[:-1], ids[-1])
+        except EngineError:
+            found = None
+        if found is None or abs(found - expected) > 1e-3:
+            self.scoring = "prompt"
 
     # --- scoring -------------------------------------------------------------------------------
     def _score_body(self, prompt: list[int]) -> dict[str, Any]:
@@ -237,21 +252,57 @@ class VllmBackend(Backend):
             "prompt_logprobs": 0,
         }
 
-    def _score_one(self, ids: list[int], target: list[int]) -> np.ndarray:
-        """log p(target_t | ids, target_<t) from one request's prompt log-probabilities."""
-        prompt = ids + target
+    def _chosen_logprob(self, ids: list[int], token: int) -> float | None:
+        """log p(token | ids) read at the one generated position (the prefix cache serves
+        what `ids` shares with earlier requests); None when the answer lacks it."""
+        body = {
+            "model": self.served_model,
+            "prompt": ids,
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": 1,
+            "logprob_token_ids": [int(token)],
+            "return_tokens_as_token_ids": True,
+        }
+        answer = self._post_scoring(body, len(ids), 1)
+        logprobs = answer["choices"][0].get("logprobs") or {}
+        top = (logprobs.get("top_logprobs") or [None])[0] or {}
+        value = top.get(f"token_id:{int(token)}")
+        return None if value is None else float(value)
+
+    def _post_scoring(self, body: dict[str, Any], prompt: int, target: int) -> Any:
+        """POST a scoring request, counting what was sent; an over-long prompt is a
+        ContextLengthError."""
         try:
-            answer = self.client.post("/v1/completions", self._score_body(prompt))
+            answer = self.client.post("/v1/completions", body)
         except EngineError as exc:
             if exc.status == 400 and "length" in exc.detail:
                 raise ContextLengthError(
-                    len(ids), len(target), self.context_length, self.served_model
+                    prompt, target, self.context_length, self.served_model
                 ) from None
             raise
         with self._lock:
-            self.counters.tokens_sent += len(prompt)
-        logprobs = answer["choices"][0].get("prompt_logprobs") or []
+            self.counters.tokens_sent += len(body["prompt"])
+            self.counters.requests += 1
+        return answer
+
+    def _score_one(self, ids: list[int], target: list[int]) -> np.ndarray:
+        """log p(target_t | ids, target_<t). With "chosen" scoring: one request per target
+        token, in order, each reading the key/values the previous one left in the prefix
+        cache; with "prompt" scoring, one request's prompt log-probabilities."""
         out = np.zeros(len(target), dtype=np.float64)
+        if self.scoring == "chosen":
+            for t, token in enumerate(target):
+                value = self._chosen_logprob(ids + target[:t], token)
+                if value is None:
+                    raise EngineError(
+                        f"the engine's answer lacks the log-probability of target token {t}"
+                    )
+                out[t] = value
+            return out
+        prompt = ids + target
+        answer = self._post_scoring(self._score_body(prompt), len(ids), len(target))
+        logprobs = answer["choices"][0].get("prompt_logprobs") or []
         for t, token in enumerate(target):
             entry = logprobs[len(ids) + t] if len(ids) + t < len(logprobs) else None
             found = (entry or {}).get(str(token))
@@ -312,6 +363,7 @@ class VllmBackend(Backend):
         answer = self.client.post("/v1/completions", body)
         with self._lock:
             self.counters.tokens_sent += len(prompt)
+            self.counters.requests += 1
             self.counters.forward_passes += 1
             self.counters.sequences += 1
         return [e or {} for e in answer["choices"][0].get("prompt_logprobs") or []]
@@ -366,6 +418,7 @@ class VllmBackend(Backend):
         answer = self.client.post("/v1/completions", self._generate_body(ids, max_new_tokens))
         with self._lock:
             self.counters.tokens_sent += len(ids)
+            self.counters.requests += 1
         self.counters.forward_passes += 1
         self.counters.sequences += 1
         choice = answer["choices"][0]
