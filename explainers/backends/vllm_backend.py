@@ -31,6 +31,10 @@ from promptxray.explainers.errors import ContextLengthError, PromptXrayError
 
 RETRIES = 4  # attempts after the first, for faults a retry can help (refused, 5xx, timeout)
 BACKOFF_S = 0.5  # first wait; doubles each attempt (0.5, 1, 2, 4 s)
+# a multi-token target is scored token by token from the prefix cache (one request each)
+# only when the cache serves at least this many of a variant's tokens; below, one request
+# with prompt log-probabilities is cheaper (bench/README.md, vLLM)
+CACHE_PAYS_TOKENS = 512
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs: top tokens one request may return
 PROBE = "Paris is the capital of France. 巴黎 🙂"
 
@@ -156,7 +160,9 @@ class VllmBackend(Backend):
         self.options = options
         self.client = EngineClient(options.endpoint, options.timeout_s)
         self._lock = threading.Lock()
-        self.scoring = "prompt"  # or "chosen": how targets are scored (_check_prompt_logprobs)
+        # how targets are scored: "prompt", "chosen" or "auto" (chosen where it pays, on
+        # engines that offer it); set by _check_prompt_logprobs
+        self.scoring = "prompt"
         served, context = self._connect(options.served_model)
         self.served_model = served
         super().__init__(tokenizer, f"{served} (vLLM at {self.client.base})", context)
@@ -239,8 +245,7 @@ class VllmBackend(Backend):
             found = self._chosen_logprob(ids[:-1], ids[-1])
         except EngineError:
             found = None
-        if found is None or abs(found - expected) > 1e-3:
-            self.scoring = "prompt"
+        self.scoring = "auto" if found is not None and abs(found - expected) <= 1e-3 else "prompt"
 
     # --- scoring -------------------------------------------------------------------------------
     def _score_body(self, prompt: list[int]) -> dict[str, Any]:
@@ -286,12 +291,21 @@ class VllmBackend(Backend):
             self.counters.requests += 1
         return answer
 
-    def _score_one(self, ids: list[int], target: list[int]) -> np.ndarray:
-        """log p(target_t | ids, target_<t). With "chosen" scoring: one request per target
-        token, in order, each reading the key/values the previous one left in the prefix
-        cache; with "prompt" scoring, one request's prompt log-probabilities."""
+    def _chooses(self, shared: int, target: list[int]) -> bool:
+        """Whether to score by chosen tokens: always for a one-token target (one request
+        either way, and the cache is read); for longer targets only when the prefix the
+        cache serves (`shared` tokens) saves more than the extra requests cost."""
+        if self.scoring != "auto":
+            return self.scoring == "chosen"
+        return len(target) == 1 or shared >= CACHE_PAYS_TOKENS
+
+    def _score_one(self, ids: list[int], target: list[int], shared: int = 0) -> np.ndarray:
+        """log p(target_t | ids, target_<t), `ids` sharing its first `shared` tokens with the
+        prompt. Chosen-token scoring: one request per target token, in order, each reading
+        the key/values the previous one left in the prefix cache; prompt scoring: one
+        request's prompt log-probabilities (computed without the cache)."""
         out = np.zeros(len(target), dtype=np.float64)
-        if self.scoring == "chosen":
+        if self._chooses(shared, target):
             for t, token in enumerate(target):
                 value = self._chosen_logprob(ids + target[:t], token)
                 if value is None:
@@ -329,7 +343,8 @@ class VllmBackend(Backend):
                 raise ContextLengthError(
                     len(x), len(target), self.context_length, self.served_model
                 )
-        order = sorted(range(len(inputs)), key=lambda i: -_shared(inputs[i], reference))
+        shared = [_shared(x, reference) for x in inputs]
+        order = sorted(range(len(inputs)), key=lambda i: -shared[i])
         out = np.zeros((len(inputs), len(target)), dtype=np.float64)
         pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
         try:
@@ -337,7 +352,7 @@ class VllmBackend(Backend):
             queue = iter(order)
             done = 0
             for i in queue:
-                pending[pool.submit(self._score_one, inputs[i], target)] = i
+                pending[pool.submit(self._score_one, inputs[i], target, shared[i])] = i
                 if len(pending) >= self.options.concurrency:
                     break
             while pending:
@@ -349,7 +364,9 @@ class VllmBackend(Backend):
                     self.counters.sequences += 1
                     nxt = next(queue, None)
                     if nxt is not None:
-                        pending[pool.submit(self._score_one, inputs[nxt], target)] = nxt
+                        pending[pool.submit(self._score_one, inputs[nxt], target, shared[nxt])] = (
+                            nxt
+                        )
                 if progress:
                     progress(done, len(inputs))
         finally:

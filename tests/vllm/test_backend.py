@@ -205,14 +205,15 @@ def test_an_engine_killed_mid_explanation_fails_clearly_and_the_next_one_works(e
 def test_both_ways_of_scoring_a_target_agree(vllm):
     """Chosen-token log-probabilities at generated positions (which read the prefix cache)
     equal the prompt log-probabilities vLLM computes without it."""
-    assert vllm.scoring == "chosen"  # this engine offers logprob_token_ids
+    assert vllm.scoring == "auto"  # this engine offers logprob_token_ids
     ids = vllm.tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
     target = vllm.tokenizer(" Paris, of course.", add_special_tokens=False)["input_ids"]
     variants = [ids, ids[1:], ids[:2] + ids[3:]]
-    chosen = vllm._score_rows(variants, target, None, ids)
-    vllm.scoring = "prompt"
+    scored = {}
     try:
-        prompt = vllm._score_rows(variants, target, None, ids)
+        for way in ("chosen", "prompt"):
+            vllm.scoring = way
+            scored[way] = vllm._score_rows(variants, target, None, ids)
     finally:
-        vllm.scoring = "chosen"
-    assert np.abs(chosen - prompt).max() < 1e-4
+        vllm.scoring = "auto"
+    assert np.abs(scored["chosen"] - scored["prompt"]).max() < 1e-4
