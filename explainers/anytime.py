@@ -71,11 +71,16 @@ def explain_stages(
     base = prep.ctx
     line_units = group_units(prep.source, base.input.tokens, "line")
     line_request = replace(request, granularity="line")
-    total = len(plan)
 
     def info(name: str) -> StageInfo:
+        """The stage's place in the plan (a skipped preview leaves the plan, so the stages
+        shown still count 1/2, 2/2)."""
         return StageInfo(
-            name, plan.index(name) + 1, total, name == plan[-1], time.perf_counter() - prep.started
+            name,
+            plan.index(name) + 1,
+            len(plan),
+            name == plan[-1],
+            time.perf_counter() - prep.started,
         )
 
     def bound(name: str) -> Prepared:
@@ -97,6 +102,7 @@ def explain_stages(
             result = spec.fn(strict)
         except MemoryLimitError:
             result = None
+            plan.remove("preview")
         if result is not None:
             faith = _light_faithfulness(stage, result, request)
             expl = assemble(line_request, stage, backend, spec, result, faith)

@@ -192,3 +192,4 @@ def test_a_preview_that_does_not_fit_in_memory_is_skipped(stories, monkeypatch):
     stages = list(explain_stages(request, stories))
     assert [s.stage.name for s in stages if s.stage] == ["lines", "refined"]
     assert stages[-1].stage is not None and stages[-1].stage.final
+    assert [(s.stage.index, s.stage.total) for s in stages if s.stage] == [(1, 2), (2, 2)]
