@@ -82,7 +82,13 @@ def _load(
     folder = default_export_dir(model_id, model_fingerprint(path), "int8")
     if not (folder / MANIFEST).exists():
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
-    return OnnxBackend(folder)
+    try:
+        return OnnxBackend(folder)
+    except ModelLoadError:
+        # the cache's own export is broken or of another graph format: make it again (a
+        # folder the user named is never replaced; its error is theirs to see)
+        export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
+        return OnnxBackend(folder)
 
 
 def _load_vllm(
