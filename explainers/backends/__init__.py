@@ -85,8 +85,12 @@ def _load(
     try:
         return OnnxBackend(folder)
     except ModelLoadError:
-        # the cache's own export is broken or of another graph format: make it again (a
-        # folder the user named is never replaced; its error is theirs to see)
+        # the cache's own export is broken or of another graph format: make it again, from
+        # torch (the cached fp32 export it would reuse may be of that format too); a folder
+        # the user named is never replaced: its error is theirs to see
+        import shutil
+
+        shutil.rmtree(default_export_dir(model_id, model_fingerprint(path), "none"), True)
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
         return OnnxBackend(folder)
 
