@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 
 def parser() -> argparse.ArgumentParser:
+    from promptxray.cli.backend_flags import add_backend_flags
     from promptxray.explainers.backends import BACKENDS
-    from promptxray.explainers.backends.options import API_KEY_ENV, DEVICES, DTYPES
     from promptxray.explainers.nl import NO_EFFECT_NATS
 
     p = argparse.ArgumentParser(
@@ -24,39 +24,7 @@ def parser() -> argparse.ArgumentParser:
         help="backend (default torch; replies stream on torch and vllm, and come in one piece "
         "on onnx; vllm: a model served by vLLM at --endpoint, forward-only methods)",
     )
-    p.add_argument(
-        "--endpoint",
-        metavar="URL",
-        help=f"vllm: the engine's URL, e.g. http://127.0.0.1:8000 (API key: ${API_KEY_ENV})",
-    )
-    p.add_argument(
-        "--served-model",
-        metavar="NAME",
-        help="vllm: the engine's --served-model-name (default: the only model it serves)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=16,
-        metavar="N",
-        help="vllm: requests in flight at once while explaining (default 16)",
-    )
-    p.add_argument(
-        "--request-timeout",
-        type=float,
-        default=120.0,
-        metavar="S",
-        help="vllm: seconds per request (default 120)",
-    )
-    p.add_argument(
-        "--device", choices=DEVICES, default="auto", help="torch: auto picks CUDA when present"
-    )
-    p.add_argument(
-        "--dtype",
-        choices=DTYPES,
-        default="auto",
-        help="torch: auto is float32 on the CPU, bfloat16 on CUDA",
-    )
+    add_backend_flags(p)
     p.add_argument("--method", default="occlusion", help="explanation method (default occlusion)")
     p.add_argument(
         "--granularity",
@@ -91,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from promptxray.chat_ui.app import build_app
     from promptxray.chat_ui.engine import ChatEngine
-    from promptxray.explainers.backends.options import BackendOptions
+    from promptxray.cli.backend_flags import backend_options
     from promptxray.explainers.errors import PromptXrayError
 
     if args.backend == "vllm" and not args.endpoint:
@@ -100,14 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server, e.g. http://127.0.0.1:8000"
         )
     try:
-        options = BackendOptions(
-            endpoint=args.endpoint,
-            served_model=args.served_model,
-            concurrency=args.concurrency,
-            timeout_s=args.request_timeout,
-            device=args.device,
-            dtype=args.dtype,
-        )
+        options = backend_options(args)
         engine = ChatEngine(
             args.model,
             args.backend,

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from promptxray.cli.backend_flags import add_backend_flags, backend_options
 from promptxray.explainers.backends import BACKENDS
-from promptxray.explainers.backends.options import API_KEY_ENV, DEVICES, DTYPES, BackendOptions
 from promptxray.explainers.errors import PromptXrayError
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest
@@ -37,21 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="onnx: an int8 ONNX Runtime export (made once, on first use); vllm: a model "
         "served by vLLM at --endpoint (forward-only methods)",
     )
-    ex.add_argument(
-        "--endpoint",
-        help=f"vllm: the engine's URL, e.g. http://127.0.0.1:8000 (API key: ${API_KEY_ENV})",
-    )
-    ex.add_argument(
-        "--served-model", help="vllm: the engine's --served-model-name (default: its only one)"
-    )
-    ex.add_argument("--concurrency", type=int, default=16, help="vllm: requests in flight at once")
-    ex.add_argument(
-        "--request-timeout", type=float, default=120.0, metavar="S", help="vllm: per request"
-    )
-    ex.add_argument("--device", choices=DEVICES, default="auto", help="torch: auto picks CUDA")
-    ex.add_argument(
-        "--dtype", choices=DTYPES, default="auto", help="torch: auto is float32 on the CPU"
-    )
+    add_backend_flags(ex)
     ex.add_argument("--max-new-tokens", type=int, default=8, help="length of the generated target")
     ex.add_argument(
         "--chat",
@@ -189,14 +175,7 @@ def run_explain(args: argparse.Namespace) -> int:
         faithfulness=not args.no_faithfulness,
         self_explain=args.self_explain,
         lang=args.lang,
-        backend_options=BackendOptions(
-            endpoint=args.endpoint,
-            served_model=args.served_model,
-            concurrency=args.concurrency,
-            timeout_s=args.request_timeout,
-            device=args.device,
-            dtype=args.dtype,
-        ),
+        backend_options=backend_options(args),
     )
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.documents import parse_document
