@@ -74,6 +74,15 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> PaddedBatch:
     return PaddedBatch(ids, mask, positions)
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two id sequences."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 class Backend(ABC):
     """A loaded model behind the operations explainers need. Subclasses run padded batches."""
 

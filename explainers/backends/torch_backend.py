@@ -18,6 +18,7 @@ from promptxray.explainers.backends.base import (
     Backend,
     PaddedBatch,
     ProgressFn,
+    common_prefix,
     left_pad,
     memory_budget,
 )
@@ -438,15 +439,6 @@ class TorchBackend(Backend):
 
 
 MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cache
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two id sequences."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class PrefixCache:

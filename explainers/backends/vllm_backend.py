@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn
+from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, common_prefix
 from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
 from promptxray.explainers.errors import ContextLengthError, PromptXrayError
 
@@ -343,7 +343,7 @@ class VllmBackend(Backend):
                 raise ContextLengthError(
                     len(x), len(target), self.context_length, self.served_model
                 )
-        shared = [_shared(x, reference) for x in inputs]
+        shared = [common_prefix(x, reference) if reference is not None else 0 for x in inputs]
         order = sorted(range(len(inputs)), key=lambda i: -shared[i])
         out = np.zeros((len(inputs), len(target)), dtype=np.float64)
         pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
@@ -470,15 +470,3 @@ class VllmBackend(Backend):
         if stop is not None and (not ids or ids[-1] != int(stop)):  # some versions keep it
             ids.append(int(stop))
         return ids
-
-
-def _shared(row: Sequence[int], reference: Sequence[int] | None) -> int:
-    """Length of the common prefix of `row` and `reference`."""
-    if reference is None:
-        return 0
-    n = 0
-    for a, b in zip(row, reference, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
