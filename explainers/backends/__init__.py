@@ -71,18 +71,29 @@ def _load(
     from promptxray.explainers.models.loading import resolve_model_path
     from promptxray.explainers.models.onnx_export import (
         MANIFEST,
+        CorruptExportError,
+        clean_stale_exports,
         default_export_dir,
         export_onnx,
+        is_current,
         model_fingerprint,
     )
 
     if model and (Path(model).expanduser() / MANIFEST).exists():
+        # a folder the user named: a corrupt one is an error saying what to do, never replaced
         return OnnxBackend(Path(model).expanduser())
     path, model_id = resolve_model_path(model, progress)
     folder = default_export_dir(model_id, model_fingerprint(path), "int8")
-    if not (folder / MANIFEST).exists():
+    clean_stale_exports(folder.parent)  # temporary folders of killed exports
+    if not is_current(folder):  # missing, unreadable or of an older format: (re-)export
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
-    return OnnxBackend(folder)
+    try:
+        return OnnxBackend(folder)
+    except CorruptExportError as exc:  # the cache's own copy is damaged: export it again
+        if progress:
+            progress(f"{exc}; exporting again")
+        export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
+        return OnnxBackend(folder)
 
 
 def _load_vllm(
