@@ -55,6 +55,9 @@ def make_session(path: Path, threads: int | None = None, spinning: bool = False)
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # no arena: ORT's arena keeps its largest batch's buffers for the session's life; plain
+    # allocations gave a lower peak at the same speed (bench/onnx_findings.md)
+    options.enable_cpu_mem_arena = False
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
@@ -239,6 +242,9 @@ class OnnxBackend(Backend):
     # ([B*L, vocab] floats); the explain graph reads them only at the target's positions
     max_batch_tokens = 1024
     explain_batch_tokens = 4096
+    # the explain graph materialises each layer's attention scores (no flash kernel): keep
+    # them under this per batch (on long prompts smaller batches were faster, and lighter)
+    score_bytes = 32 << 20
 
     def __init__(self, folder: Path, threads: int | None = None, spinning: bool = False) -> None:
         from transformers import AutoTokenizer
@@ -295,6 +301,15 @@ class OnnxBackend(Backend):
         presents = 2 * s["layers"] * s["kv_heads"] * s["head_dim"] * width
         logits = 2 * s["vocab"] * min(width, 64)
         return 4 * (activations + scores + presents + logits)
+
+    def batch_rows(self, width: int, cached: int = 0) -> int:
+        """The base rule, and on the explain graph at most `score_bytes` of attention scores
+        (heads x width x keys floats a row)."""
+        rows = super().batch_rows(width, cached)
+        if self.shape:
+            per_row = 4 * self.shape["heads"] * width * (width + max(cached, 1))
+            rows = min(rows, max(1, self.score_bytes // per_row))
+        return rows
 
     # --- scoring -----------------------------------------------------------------------------
     def _logits(self, batch: PaddedBatch) -> np.ndarray:
