@@ -338,7 +338,7 @@ def test_a_corrupt_cached_export_is_exported_again(exports, tmp_path, monkeypatc
     with pytest.raises(CorruptExportError):
         OnnxBackend(dest)  # named explicitly: an error, not replaced
     monkeypatch.setattr(backends, "_CACHE", {})
-    messages = []
+    messages: list[str] = []
     again = backends.get_backend("onnx", str(STORIES), progress=messages.append)
     assert again is not first and again.folder == dest
     assert any("does not match the checksum" in m for m in messages)

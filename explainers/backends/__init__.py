@@ -71,7 +71,6 @@ def _load(
     from promptxray.explainers.models.loading import resolve_model_path
     from promptxray.explainers.models.onnx_export import (
         MANIFEST,
-        CorruptExportError,
         clean_stale_exports,
         default_export_dir,
         export_onnx,
@@ -80,18 +79,25 @@ def _load(
     )
 
     if model and (Path(model).expanduser() / MANIFEST).exists():
-        # a folder the user named: a corrupt one is an error saying what to do, never replaced
+        # a folder the user named is never replaced: its error (a corrupt file, a checksum
+        # that does not match) is theirs to see
         return OnnxBackend(Path(model).expanduser())
     path, model_id = resolve_model_path(model, progress)
     folder = default_export_dir(model_id, model_fingerprint(path), "int8")
     clean_stale_exports(folder.parent)  # temporary folders of killed exports
-    if not is_current(folder):  # missing, unreadable or of an older format: (re-)export
+    if not is_current(folder):  # missing, unreadable, of an older format or recipe
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
     try:
         return OnnxBackend(folder)
-    except CorruptExportError as exc:  # the cache's own copy is damaged: export it again
+    except ModelLoadError as exc:
+        # the cache's own export is broken (its checksums do not match) or does not load:
+        # make it again, from torch (the cached fp32 export it would reuse may be of that
+        # format too)
+        import shutil
+
         if progress:
             progress(f"{exc}; exporting again")
+        shutil.rmtree(default_export_dir(model_id, model_fingerprint(path), "none"), True)
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
         return OnnxBackend(folder)
 

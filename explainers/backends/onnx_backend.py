@@ -290,10 +290,10 @@ class OnnxBackend(Backend):
     # --- memory ------------------------------------------------------------------------------
     def row_bytes(self, width: int, cached: int = 0) -> int:
         """Peak bytes of one row of an explain-graph forward: per-token activations, one
-        layer's attention scores (concatenated, biased, softmaxed: three copies), the new
+        layer's attention scores (biased, shifted, exponentiated: three copies), the new
         keys/values the graph returns, and the logits at the read positions."""
         s = self.shape
-        if not s:
+        if not s or self.graph != "explain":
             return super().row_bytes(width, cached)
         keys = width + max(cached, 1)
         activations = width * (4 * s["hidden"] + 3 * s["intermediate"])
@@ -306,7 +306,7 @@ class OnnxBackend(Backend):
         """The base rule, and on the explain graph at most `score_bytes` of attention scores
         (heads x width x keys floats a row)."""
         rows = super().batch_rows(width, cached)
-        if self.shape:
+        if self.shape and self.graph == "explain":
             per_row = 4 * self.shape["heads"] * width * (width + max(cached, 1))
             rows = min(rows, max(1, self.score_bytes // per_row))
         return rows
