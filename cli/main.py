@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also ask the model why it answered so, and check its answer against the scores",
     )
     ex.add_argument(
+        "--check-answer",
+        action="store_true",
+        help="on a quantized ONNX model, also run fp32 torch once and say if it answers "
+        "differently (option reference_answer)",
+    )
+    ex.add_argument(
         "--stages",
         action="store_true",
         help="with -m occlusion -g auto: print each stage (preview, lines, refined) to stderr "
@@ -171,7 +177,10 @@ def run_explain(args: argparse.Namespace) -> int:
         backend=args.backend,
         max_new_tokens=args.max_new_tokens,
         chat_template={"auto": None, "on": True, "off": False}[args.chat],
-        options=parse_options(args.option),
+        options={
+            **parse_options(args.option),
+            **({"reference_answer": True} if args.check_answer else {}),
+        },
         faithfulness=not args.no_faithfulness,
         self_explain=args.self_explain,
         lang=args.lang,
@@ -252,6 +261,17 @@ def run_export(args: argparse.Namespace) -> int:
         f"agreement with torch {figures['top1_agreement']:.1%}, max |logit diff| "
         f"{figures['max_abs_logit_diff']:.3g} over {figures['positions']} positions"
     )
+    answers = manifest.get("answer_agreement")
+    if answers:
+        same = round(answers["same_answer"] * answers["prompts"])
+        print(
+            f"greedy answers ({answers['max_new_tokens']} tokens) equal to torch fp32's on "
+            f"{same} of {answers['prompts']} prompts"
+            + "".join(
+                f"\n  {d['prompt']!r}: torch {d['torch_fp32']!r}, onnx {d['onnx']!r}"
+                for d in answers["differing"]
+            )
+        )
     return 0
 
 

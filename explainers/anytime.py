@@ -27,8 +27,8 @@ from promptxray.explainers.explain import (
     StageProgress,
     assemble,
     explain,
+    finish,
     prepare,
-    self_explain_into,
 )
 from promptxray.explainers.hierarchy import line_pass, refine
 from promptxray.explainers.inputs import ModelInput
@@ -135,7 +135,7 @@ def explain_stages(
     if request.faithfulness:
         faith = faithfulness(stage.ctx.score_masks, result.scores_per_unit(stage.ctx.units))
     expl = assemble(request, stage, backend, occlusion, result, faith)
-    self_explain_into(expl, request, backend, progress)
+    finish(expl, request, backend, progress)
     expl.stage = info("refined")
     yield expl
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from promptxray.explainers.answer_check import answer_check_into
 from promptxray.explainers.auto import choose_method
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
@@ -118,8 +119,20 @@ def explain(
     (or `method="auto"`: the most faithful of the cheap methods on this prompt); with
     `request.self_explain`, also ask the model why and check its answer against the scores."""
     expl, backend = _explain(request, backend, progress, model_input)
-    self_explain_into(expl, request, backend, progress)
+    finish(expl, request, backend, progress)
     return expl
+
+
+def finish(
+    expl: Explanation,
+    request: ExplainRequest,
+    backend: Backend,
+    progress: StageProgress | None = None,
+) -> None:
+    """What every final explanation gets after its scores: on a quantized model, whether fp32
+    would answer the same (answer_check.py); with `request.self_explain`, the model's account."""
+    answer_check_into(expl, request, backend)
+    self_explain_into(expl, request, backend, progress)
 
 
 def self_explain_into(

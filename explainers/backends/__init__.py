@@ -71,25 +71,32 @@ def _load(
     from promptxray.explainers.models.loading import resolve_model_path
     from promptxray.explainers.models.onnx_export import (
         MANIFEST,
+        clean_stale_exports,
         default_export_dir,
         export_onnx,
+        is_current,
         model_fingerprint,
     )
 
     if model and (Path(model).expanduser() / MANIFEST).exists():
+        # a folder the user named is never replaced: its error (a corrupt file, a checksum
+        # that does not match) is theirs to see
         return OnnxBackend(Path(model).expanduser())
     path, model_id = resolve_model_path(model, progress)
     folder = default_export_dir(model_id, model_fingerprint(path), "int8")
-    if not (folder / MANIFEST).exists():
+    clean_stale_exports(folder.parent)  # temporary folders of killed exports
+    if not is_current(folder):  # missing, unreadable, of an older format or recipe
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
     try:
         return OnnxBackend(folder)
-    except ModelLoadError:
-        # the cache's own export is broken or of another graph format: make it again, from
-        # torch (the cached fp32 export it would reuse may be of that format too); a folder
-        # the user named is never replaced: its error is theirs to see
+    except ModelLoadError as exc:
+        # the cache's own export is broken (its checksums do not match) or does not load:
+        # make it again, from torch (the cached fp32 export it would reuse may be of that
+        # format too)
         import shutil
 
+        if progress:
+            progress(f"{exc}; exporting again")
         shutil.rmtree(default_export_dir(model_id, model_fingerprint(path), "none"), True)
         export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
         return OnnxBackend(folder)

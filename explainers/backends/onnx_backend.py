@@ -1,26 +1,55 @@
 """ONNX Runtime backend: batched target log-probabilities and greedy generation on an exported
 (optionally 8-bit) model. Forward-only: gradient and attention methods are refused by the
 registry's capability check, which names the methods that do run here.
+
+Two graph kinds, named by the manifest (`graph`): the "explain" graph of Llama-family models
+(onnx_graph.py) computes logits only where the target is read and takes past keys/values, so
+occlusion reuses the reference prompt's prefix as the torch backend does (the reference is run
+once; each batch of variants runs only its suffixes after the prefix its rows share with it);
+the plain "logits" graph (other architectures, older exports) returns logits at every position.
+
+A quantized model may answer differently from the fp32 model it came from: the manifest
+records the greedy-answer agreement measured at export; `explainers/answer_check.py` says
+beside an explanation when its answer may differ from fp32 torch's, or checks it on request.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from promptxray.explainers.backends.base import Backend, PaddedBatch
+from promptxray.explainers.backends.base import (
+    Backend,
+    PaddedBatch,
+    ProgressFn,
+    common_prefix,
+    left_pad,
+)
 from promptxray.explainers.backends.threads import default_threads
 from promptxray.explainers.errors import ModelLoadError
-from promptxray.explainers.models.onnx_export import MODEL_FILE, model_fingerprint, read_manifest
+from promptxray.explainers.models.onnx_export import (
+    MANIFEST,
+    MODEL_FILE,
+    check_checksums,
+    model_fingerprint,
+    read_manifest,
+)
+from promptxray.explainers.models.onnx_graph import io_names
 
 EXPECTED_INPUTS = {"input_ids", "attention_mask"}
+MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth it (as on torch)
+KV = list[tuple[np.ndarray, np.ndarray]]  # per layer, keys and values [1, kv_heads, L, d]
 
 
-def make_session(path: Path, threads: int | None = None) -> Any:
-    """An InferenceSession on the CPU, or ModelLoadError naming the file and what to do."""
+def make_session(path: Path, threads: int | None = None, spinning: bool = False) -> Any:
+    """An InferenceSession on the CPU, or ModelLoadError naming the file and what to do.
+    `threads`: intra-op threads (default_threads()); `spinning`: whether idle pool threads
+    busy-wait for the next op (ORT's default) or sleep (ours: as fast in bench/onnx.py, and
+    it leaves the cores to the editor and other work between ops)."""
     import onnxruntime as ort
 
     if not path.exists():
@@ -29,6 +58,11 @@ def make_session(path: Path, threads: int | None = None) -> Any:
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # no arena: ORT's arena keeps its largest batch's buffers for the session's life; plain
+    # allocations gave a lower peak at the same speed (bench/README.md, "ONNX Runtime")
+    options.enable_cpu_mem_arena = False
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -39,20 +73,180 @@ def make_session(path: Path, threads: int | None = None) -> Any:
         ) from exc
 
 
+class OnnxRunner:
+    """One exported graph in an InferenceSession: logits of padded batches, target
+    log-probabilities (after a shared past on the explain graph), greedy generation."""
+
+    def __init__(
+        self,
+        path: Path,
+        graph: str = "logits",
+        threads: int | None = None,
+        spinning: bool = False,
+    ) -> None:
+        self.session = make_session(path, threads, spinning)
+        self.graph = graph
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.layers = sum(1 for name in inputs if name.startswith("past_key_"))
+        expected = set(io_names(self.layers)[0]) if graph == "explain" else EXPECTED_INPUTS
+        if (
+            set(inputs) != expected
+            or "logits" not in outputs
+            or (graph == "explain" and self.layers == 0)
+        ):
+            raise ModelLoadError(
+                f"{path} takes {sorted(inputs)} and returns {outputs}; the ONNX backend needs "
+                "input_ids + attention_mask -> logits (an explain graph also takes "
+                "position_ids, logits_positions and past keys/values): export it with "
+                "`promptxray export-onnx`"
+            )
+        self.dummy: KV = []
+        if graph == "explain":
+            kv_heads, head_dim = inputs["past_key_0"].shape[1], inputs["past_key_0"].shape[3]
+            zeros = np.zeros((1, int(kv_heads), 1, int(head_dim)), dtype=np.float32)
+            self.dummy = [(zeros, zeros)] * self.layers
+        self.present_names = io_names(self.layers)[1][2:]
+
+    def _feeds(
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        positions: np.ndarray,
+        read: np.ndarray,
+        past: KV | None,
+        p: int,
+    ) -> dict[str, np.ndarray]:
+        """Feeds for `ids` after the first `p` positions of `past` (None: no past; a dummy
+        slot of length 1 with mask 0 stands in for it)."""
+        rows = ids.shape[0]
+        if past is None or p == 0:
+            layers = self.dummy
+            head = np.zeros((rows, 1), dtype=np.int64)
+        else:
+            layers = [(k[:, :, :p], v[:, :, :p]) for k, v in past]
+            head = np.ones((rows, p), dtype=np.int64)
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.concatenate([head, mask], axis=1),
+            "position_ids": positions + p,
+            "logits_positions": read.astype(np.int64),
+        }
+        for i, (k, v) in enumerate(layers):
+            feeds[f"past_key_{i}"] = np.ascontiguousarray(k)
+            feeds[f"past_value_{i}"] = np.ascontiguousarray(v)
+        return feeds
+
+    def logits(self, batch: PaddedBatch) -> np.ndarray:
+        """Logits [B, S, vocab] at every position of a left-padded batch."""
+        if self.graph != "explain":
+            feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+            return np.asarray(self.session.run(["logits"], feeds)[0])
+        read = np.arange(batch.input_ids.shape[1])
+        feeds = self._feeds(
+            batch.input_ids, batch.attention_mask, batch.position_ids, read, None, 0
+        )
+        return np.asarray(self.session.run(["logits"], feeds)[0])
+
+    def logprobs(
+        self, batch: PaddedBatch, target: list[int], past: KV | None = None, p: int = 0
+    ) -> np.ndarray:
+        """log p(target) [B, T] read at the last T positions of `batch`, whose rows continue
+        the first `p` positions of `past` (explain graph; the logits graph takes no past)."""
+        t = len(target)
+        picked_at = np.array(target).reshape(1, -1, 1)
+        if self.graph != "explain":
+            last = self.logits(batch)[:, -t:, :].astype(np.float64)
+            top = last.max(axis=-1, keepdims=True)
+            logz = top[..., 0] + np.log(np.exp(last - top).sum(axis=-1))
+            return np.take_along_axis(last, picked_at, axis=-1)[..., 0] - logz
+        width = batch.input_ids.shape[1]
+        read = np.arange(width - t, width)
+        feeds = self._feeds(
+            batch.input_ids, batch.attention_mask, batch.position_ids, read, past, p
+        )
+        logits, logz = self.session.run(["logits", "log_normalizer"], feeds)
+        picked = np.take_along_axis(logits, picked_at, axis=-1)[..., 0]
+        return picked.astype(np.float64) - logz.astype(np.float64)
+
+    def keys_values(self, ids: Sequence[int], past: KV | None = None, p: int = 0) -> KV:
+        """Keys/values [1, kv_heads, p + len(ids), d] of `ids` after the first `p` positions
+        of `past` (explain graph)."""
+        row = np.array([list(ids)], dtype=np.int64)
+        positions = np.arange(len(ids), dtype=np.int64)[None]
+        feeds = self._feeds(row, np.ones_like(row), positions, np.array([len(ids) - 1]), past, p)
+        out = self.session.run(self.present_names, feeds)
+        fresh = list(zip(out[0::2], out[1::2], strict=True))
+        if past is None or p == 0:
+            return fresh
+        return [
+            (np.concatenate([k[:, :, :p], nk], axis=2), np.concatenate([v[:, :, :p], nv], axis=2))
+            for (k, v), (nk, nv) in zip(past, fresh, strict=True)
+        ]
+
+    def generate(self, ids: Sequence[int], max_new_tokens: int, eos: set[int]) -> list[int]:
+        """Greedy continuation: with the explain graph each step runs one token after the
+        keys/values of the ones before; with the logits graph one full forward per token."""
+        seq = [int(t) for t in ids]
+        new: list[int] = []
+        kv: KV | None = None
+        for _ in range(max_new_tokens):
+            if self.graph == "explain":
+                step = seq if kv is None else seq[-1:]
+                p = 0 if kv is None else kv[0][0].shape[2]
+                row = np.array([step], dtype=np.int64)
+                feeds = self._feeds(
+                    row,
+                    np.ones_like(row),
+                    np.arange(len(step), dtype=np.int64)[None],
+                    np.array([len(step) - 1]),
+                    kv,
+                    p,
+                )
+                out = self.session.run(["logits", *self.present_names], feeds)
+                token = int(out[0][0, -1].argmax())
+                fresh = list(zip(out[1::2], out[2::2], strict=True))
+                kv = (
+                    fresh
+                    if kv is None
+                    else [
+                        (np.concatenate([k, nk], axis=2), np.concatenate([v, nv], axis=2))
+                        for (k, v), (nk, nv) in zip(kv, fresh, strict=True)
+                    ]
+                )
+            else:
+                batch = PaddedBatch(
+                    np.array([seq], dtype=np.int64),
+                    np.ones((1, len(seq)), dtype=np.int64),
+                    np.arange(len(seq), dtype=np.int64)[None],
+                )
+                token = int(self.logits(batch)[0, -1].argmax())
+            new.append(token)
+            seq.append(token)
+            if token in eos:
+                break
+        return new
+
+
 class OnnxBackend(Backend):
     """An exported model folder (model.onnx, tokenizer, manifest.json) run by ONNX Runtime."""
 
     name = "onnx"
-    # Logits come back for every position: keep padded batches small ([B*L, vocab] floats).
+    # the logits graph returns logits for every position: keep its padded batches small
+    # ([B*L, vocab] floats); the explain graph reads them only at the target's positions
     max_batch_tokens = 1024
+    explain_batch_tokens = 4096
+    # the explain graph materialises each layer's attention scores (no flash kernel): keep
+    # them under this per batch (on long prompts smaller batches were faster, and lighter)
+    score_bytes = 32 << 20
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, threads: int | None = None, spinning: bool = False) -> None:
         from transformers import AutoTokenizer
 
         manifest = read_manifest(folder)
         if not manifest.get("usable", False):
             raise ModelLoadError(
-                f"{folder / 'manifest.json'} marks this export unusable (top-1 agreement "
+                f"{folder / MANIFEST} marks this export unusable (top-1 agreement "
                 f"{manifest.get('verification', {}).get('top1_agreement')}); export again with "
                 "--quantize none"
             )
@@ -63,51 +257,173 @@ class OnnxBackend(Backend):
             and model_fingerprint(source) != manifest["source_fingerprint"]
         ):
             raise ModelLoadError(
-                f"{folder / 'manifest.json'} was exported from a different version of "
+                f"{folder / MANIFEST} was exported from a different version of "
                 f"{source}; export again with `promptxray export-onnx`"
             )
-        self.session = make_session(folder / MODEL_FILE, threads)
-        inputs = {i.name for i in self.session.get_inputs()}
-        outputs = [o.name for o in self.session.get_outputs()]
-        if inputs != EXPECTED_INPUTS or "logits" not in outputs:
-            raise ModelLoadError(
-                f"{folder / MODEL_FILE} takes {sorted(inputs)} and returns {outputs}; the ONNX "
-                "backend needs input_ids + attention_mask -> logits (export it with "
-                "`promptxray export-onnx`)"
-            )
+        check_checksums(folder, manifest)
+        self.graph = str(manifest.get("graph", "logits"))
+        self.runner = OnnxRunner(folder / MODEL_FILE, self.graph, threads, spinning)
+        self.session = self.runner.session
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.quantization = str(manifest.get("quantization", "none"))
         model_id = f"{manifest['source_model']} ({self.quantization})"
         super().__init__(tokenizer, model_id, int(manifest.get("context_length", 2048)))
         self.folder = folder
+        self.manifest = manifest
+        self.shape: dict[str, int] = dict(manifest.get("shape") or {})
+        # greedy answers of this export vs fp32 torch at export time (None: an older export)
+        self.answer_agreement: dict[str, Any] | None = manifest.get("answer_agreement")
+        # the explain graph reuses the reference prompt's keys/values (False: plain batches)
+        self.prefix_reuse = self.graph == "explain"
+        if self.prefix_reuse:
+            self.max_batch_tokens = self.explain_batch_tokens
+        self.prefixes: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self.prefix_size = 2
+        self._reference: Backend | None = None
 
+    # --- memory ------------------------------------------------------------------------------
+    def row_bytes(self, width: int, cached: int = 0) -> int:
+        """Peak bytes of one row of an explain-graph forward: per-token activations, one
+        layer's attention scores (biased, shifted, exponentiated: three copies), the new
+        keys/values the graph returns, and the logits at the read positions."""
+        s = self.shape
+        if not s or self.graph != "explain":
+            return super().row_bytes(width, cached)
+        keys = width + max(cached, 1)
+        activations = width * (4 * s["hidden"] + 3 * s["intermediate"])
+        scores = 3 * s["heads"] * width * keys
+        presents = 2 * s["layers"] * s["kv_heads"] * s["head_dim"] * width
+        logits = 2 * s["vocab"] * min(width, 64)
+        return 4 * (activations + scores + presents + logits)
+
+    def batch_rows(self, width: int, cached: int = 0) -> int:
+        """The base rule, and on the explain graph at most `score_bytes` of attention scores
+        (heads x width x keys floats a row)."""
+        rows = super().batch_rows(width, cached)
+        if self.shape and self.graph == "explain":
+            per_row = 4 * self.shape["heads"] * width * (width + max(cached, 1))
+            rows = min(rows, max(1, self.score_bytes // per_row))
+        return rows
+
+    # --- scoring -----------------------------------------------------------------------------
     def _logits(self, batch: PaddedBatch) -> np.ndarray:
-        feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        return np.asarray(self.session.run(["logits"], feeds)[0])
+        return self.runner.logits(batch)
 
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
-        last = self._logits(batch)[:, -len(target) :, :].astype(np.float64)
-        top = last.max(axis=-1, keepdims=True)
-        logz = top[..., 0] + np.log(np.exp(last - top).sum(axis=-1))
-        picked = np.take_along_axis(last, np.array(target).reshape(1, -1, 1), axis=-1)[..., 0]
-        return picked - logz
+        return self.runner.logprobs(batch, target)
+
+    def _score_rows(
+        self,
+        inputs: list[list[int]],
+        target: list[int],
+        progress: ProgressFn | None,
+        reference: Sequence[int] | None,
+    ) -> np.ndarray:
+        """As on torch: variants of `reference` share its ids up to their first edit. The
+        reference's keys/values are computed once; rows are sorted by the prefix they share
+        with it and each batch runs only its rows' suffixes after their minimum shared prefix
+        (the prefix's keys/values passed once, batch 1). Equal to plain batches within float
+        rounding. Without a reference (or on the logits graph), plain left-padded batches."""
+        if reference is None or not self.prefix_reuse:
+            return super()._score_rows(inputs, target, progress, reference)
+        reference = [int(t) for t in reference]
+        # each row keeps at least its last input token, whose logits predict target[0]
+        shared = [min(common_prefix(x, reference), len(x) - 1) for x in inputs]
+        if max(shared, default=0) < MIN_SHARED:
+            return super()._score_rows(inputs, target, progress, reference)
+        kv = self.prefix_kv(reference)
+        order = sorted(range(len(inputs)), key=lambda i: -shared[i])
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        done = start = 0
+        while start < len(order):
+            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
+            p = min(shared[i] for i in chunk)
+            batch = left_pad([inputs[i][p:] + target[:-1] for i in chunk], self.pad_id)
+            out[chunk] = self.runner.logprobs(batch, target, kv, p)
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+            done += len(chunk)
+            start += len(chunk)
+            if progress:
+                progress(done, len(inputs))
+        return out
+
+    def _prefix_chunk(
+        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
+    ) -> list[int]:
+        """The next batch (rows sorted by shared prefix, longest first): grow it while its
+        padded suffix width stays within 1.25x (+16) of its first row's and while
+        `batch_rows` allows for memory and throughput (the torch backend's rule)."""
+        first = order[start]
+        first_width = len(inputs[first]) - shared[first] + t - 1
+        chunk = [first]
+        p = shared[first]
+        for i in order[start + 1 :]:
+            p = min(p, shared[i])
+            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
+            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
+                break
+            chunk.append(i)
+        return chunk
+
+    def prefix_kv(self, reference: Sequence[int]) -> KV:
+        """Keys/values of a reference prompt, kept for the last `prefix_size` references; a
+        new reference that shares a prefix with a kept one (the same prompt after an edit
+        further down) computes only the rest."""
+        key = tuple(int(t) for t in reference)
+        if key in self.prefixes:
+            self.prefixes.move_to_end(key)
+            return self.prefixes[key]
+        best, base = 0, None
+        for other, kv in self.prefixes.items():
+            n = min(common_prefix(key, other), len(key) - 1)
+            if n > best:
+                best, base = n, kv
+        if best < MIN_SHARED:
+            best, base = 0, None
+        kv = self.runner.keys_values(key[best:], base, best)
+        self.counters.forward_passes += 1
+        self.counters.sequences += 1
+        self.prefixes[key] = kv
+        while len(self.prefixes) > self.prefix_size:
+            self.prefixes.popitem(last=False)
+        return kv
 
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
-        """Greedy decoding without a KV cache: one full forward per new token."""
-        seq = list(ids)
-        eos = self.eos_ids()
-        new: list[int] = []
-        for _ in range(max_new_tokens):
-            batch = PaddedBatch(
-                np.array([seq], dtype=np.int64),
-                np.ones((1, len(seq)), dtype=np.int64),
-                np.arange(len(seq), dtype=np.int64)[None],
-            )
-            token = int(self._logits(batch)[0, -1].argmax())
-            self.counters.forward_passes += 1
-            self.counters.sequences += 1
-            new.append(token)
-            seq.append(token)
-            if token in eos:
-                break
+        """Greedy decoding (explain graph: with a key/value cache; logits graph: one full
+        forward per new token)."""
+        new = self.runner.generate(ids, max_new_tokens, self.eos_ids())
+        self.counters.forward_passes += len(new)
+        self.counters.sequences += 1
         return new
+
+    # --- the fp32 reference ------------------------------------------------------------------
+    def reference_answer(
+        self, prompt_ids: Sequence[int], answer_ids: Sequence[int], max_new_tokens: int
+    ) -> dict[str, Any] | None:
+        """fp32 torch's greedy answer to `prompt_ids` when it differs from `answer_ids` (this
+        export's answer, its end-of-sequence token left out as explain leaves it out), else
+        None. The source model is loaded once, from the manifest's `source_path`."""
+        if self._reference is None:
+            from promptxray.explainers.backends import get_backend
+
+            source = self.manifest.get("source_path")
+            if not source or not Path(source).is_dir():
+                raise ModelLoadError(
+                    f"cannot check the answer against fp32 torch: the source model {source} "
+                    f"of {self.folder} is not there"
+                )
+            self._reference = get_backend("torch", str(source))
+        want = self._reference.generate(list(prompt_ids), max_new_tokens)
+        if len(want) > 1 and want[-1] in self._reference.eos_ids():
+            want = want[:-1]
+        if want == [int(t) for t in answer_ids]:
+            return None
+        agreement = (self.answer_agreement or {}).get("same_answer")
+        return {
+            "backend": "torch",
+            "precision": "fp32",
+            "text": self._reference.decode(want),
+            "token_ids": want,
+            "export_answer_agreement": agreement,
+        }

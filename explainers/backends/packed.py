@@ -22,26 +22,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from promptxray.explainers.models.llama import is_plain_llama
+
 _FLASH: Any = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 
 def supports_packed(model: Any) -> bool:
-    """True for a transformers Llama causal LM (SmolLM2, Llama, TinyLlama, stories...) on the
-    CPU without biases, softcapping or non-SiLU activations: what `PackedLlama` reimplements."""
-    if _FLASH is None or type(model).__name__ != "LlamaForCausalLM":
-        return False
-    config = model.config
-    inner = getattr(model, "model", None)
-    if (
-        getattr(config, "model_type", "") != "llama"
-        or getattr(config, "hidden_act", "") != "silu"
-        or getattr(config, "attention_bias", False)
-        or getattr(config, "mlp_bias", False)
-        or (getattr(config, "pretraining_tp", 1) or 1) != 1
-        or inner is None
-        or not hasattr(inner, "rotary_emb")
-        or getattr(model.lm_head, "bias", None) is not None
-    ):
+    """True for a plain Llama causal LM (`is_plain_llama`) on the CPU with a flash attention
+    kernel: what `PackedLlama` reimplements."""
+    if _FLASH is None or not is_plain_llama(model):
         return False
     try:
         device = next(model.parameters()).device

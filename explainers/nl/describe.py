@@ -211,9 +211,42 @@ def summary(
         )
     if expl.score_kind != "activation":
         text += t["sentence_gap"] + verdict(expl, lang)
+    note = answer_note(expl, lang, brief=True)
+    if note:  # a quantized model may answer differently from fp32: say it first
+        text = note + t["sentence_gap"] + text
     if expl.degraded:  # the method could not run as asked: say so before anything else
         text = t["degraded"].format(reason=expl.degraded) + t["sentence_gap"] + text
     return text.strip()
+
+
+def answer_note(expl: Explanation, lang: str = "en", brief: bool = False) -> str | None:
+    """What `details["answer_check"]` found about a quantized model's answer: fp32's answer
+    when it was run and differs; else, when some answer token's margin lies within the export's
+    measured error, that fp32 may answer differently; else (not `brief`) the export's record."""
+    check = expl.details.get("answer_check")
+    if not check:
+        return None
+    t = templates(lang)
+    reference = expl.details.get("reference_answer")
+    record = t["answer_record"].format(
+        quant=check["quantization"], same=check["same_answer"], prompts=check["prompts"]
+    )
+    if reference:
+        return t["answer_differs"].format(
+            quant=check["quantization"], text=_brief(t, reference["text"]), record=record
+        )
+    if check.get("checked"):  # fp32 ran and gave the same answer
+        return None if brief else t["answer_checked"].format(record=record)
+    if check.get("may_differ"):
+        return t["answer_may_differ"].format(
+            quant=check["quantization"],
+            token=_brief(t, check["closest_token"]),
+            prob=format_prob(check["closest_prob"]),
+            record=record,
+        )
+    if brief:
+        return None
+    return t["answer_steady"].format(record=record)
 
 
 # --- the full report ---------------------------------------------------------------------------
@@ -355,6 +388,9 @@ def describe(
         )
     figures = [_metric_phrase(t, facts, k, v) for k, v in facts["metrics"].items()]
     lines.append(t["faith"].format(items=t["sep"].join(figures)) if figures else t["faith_none"])
+    note = answer_note(expl, lang)
+    if note:
+        lines.insert(1 if expl.degraded else 0, note)
     if expl.self_explanation is not None:
         from promptxray.explainers.nl.self_explain import describe_self_explanation
 

@@ -119,6 +119,18 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ),
         "refined_skipped": "; {items}",
         "degraded": "Note: {reason}.",
+        "answer_record": (
+            "this {quant} export gave fp32's answer on {same} of {prompts} test prompts"
+        ),
+        "answer_differs": "Note: fp32 torch answers {text} to this prompt ({record}).",
+        "answer_may_differ": (
+            "Note: fp32 may answer differently: {token} won at {prob}, within the {quant} "
+            "model's measured error ({record}; option reference_answer checks)."
+        ),
+        "answer_steady": (
+            "Every answer token won by more than the export's measured error ({record})."
+        ),
+        "answer_checked": "fp32 torch gives the same answer ({record}).",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "preview",
         "stage_lines": "lines",
@@ -246,6 +258,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "refined": "已将 {total} 行中的 {lines} 行细化为词，{words} 个词细化为词元{skipped}。",
         "refined_skipped": "；{items}",
         "degraded": "注意：{reason}。",
+        "answer_record": "该 {quant} 导出在 {prompts} 个测试提示中有 {same} 个与 fp32 答案相同",
+        "answer_differs": "注意：fp32 torch 对此提示的回答是 {text}（{record}）。",
+        "answer_may_differ": (
+            "注意：fp32 的回答可能不同：{token} 以 {prob} 胜出，在 {quant} 模型的实测误差之内"
+            "（{record}；选项 reference_answer 可核对）。"
+        ),
+        "answer_steady": "每个答案词元的领先幅度都大于导出时实测的误差（{record}）。",
+        "answer_checked": "fp32 torch 给出相同的回答（{record}）。",
         "stage_tag": "[{name} {index}/{total}] ",
         "stage_preview": "预览",
         "stage_lines": "逐行",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from .test_cli_default_model import CAPITAL, promptxray
@@ -13,7 +14,7 @@ from .test_cli_default_model import CAPITAL, promptxray
 def test_default_model_int8_through_the_cli():
     """Exports into the cache on first use (minutes), then explains with ONNX Runtime.
 
-    int8 flips this prompt's near-tied first answer token (torch: "The", P=0.15), so the
+    int8 may flip this prompt's near-tied first answer token (torch: "The", P=0.15), so the
     explanation is checked on torch's answer as a fixed target; generation is checked too."""
     answer = "The capital of France is Paris."
     generated = promptxray("explain", str(CAPITAL), "--backend", "onnx", "--format", "json")
@@ -33,3 +34,33 @@ def test_default_model_int8_through_the_cli():
     assert top["text"].strip() in {"capital", "France"}
     refused = promptxray("explain", str(CAPITAL), "--backend", "onnx", "-m", "saliency")
     assert refused.returncode == 2 and "onnx backend" in refused.stderr
+
+
+@pytest.mark.slow
+def test_default_model_int8_export_is_the_explain_graph_and_faithful(smol):
+    """The cached int8 export (made by the test above or here): explain graph, checksums,
+    answer agreement on >= 20 prompts; its occlusion scores rank like torch fp32's, with the
+    reference prompt's prefix reused; the fp32 reference answer is recorded when it differs."""
+    from promptxray.explainers.backends import get_backend
+    from promptxray.explainers.explain import explain
+    from promptxray.explainers.metrics import spearman
+    from promptxray.explainers.types import ExplainRequest
+
+    onnx = get_backend("onnx", None)
+    assert onnx.manifest["graph"] == "explain" and onnx.prefix_reuse
+    assert set(onnx.manifest["checksums"]) == {"model.onnx", "model.onnx.data"}
+    agreement = onnx.answer_agreement
+    assert agreement["prompts"] >= 20 and 0.5 <= agreement["same_answer"] <= 1.0
+    text = CAPITAL.read_text()
+    reference = explain(ExplainRequest(text=text, faithfulness=False), backend=smol)
+    request = ExplainRequest(text=text, target=reference.target.text, faithfulness=False)
+    int8 = explain(request, backend=onnx)
+    scores = np.array([s.score for s in int8.spans])
+    assert spearman(scores, np.array([s.score for s in reference.spans])) >= 0.9
+    asked = ExplainRequest(text=text, faithfulness=False, options={"reference_answer": True})
+    own = explain(asked, backend=onnx)
+    assert own.details["answer_check"]["checked"]
+    differs = own.target.text != reference.target.text
+    assert ("reference_answer" in own.details) == differs
+    if differs:
+        assert own.details["reference_answer"]["text"] == reference.target.text
