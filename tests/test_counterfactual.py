@@ -12,7 +12,7 @@ import torch
 
 import promptxray.explainers.methods.counterfactual  # noqa: F401  (registers the method)
 from promptxray.explainers.backends.base import Backend, PaddedBatch
-from promptxray.explainers.backends.onnx_backend import OnnxBackend
+from promptxray.explainers.backends.onnx_backend import OnnxBackend, OnnxRunner
 from promptxray.explainers.details import Edit
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import UnsupportedMethodError
@@ -115,6 +115,23 @@ def test_stories_shape_options_and_occlusion_scores(stories):
     assert removal_only.metrics["counterfactual_candidates_checked"] <= 3 + 3 + 1
 
 
+class TorchLogitsRunner(OnnxRunner):
+    """An ONNX runner of the plain logits graph whose logits come from a torch model."""
+
+    def __init__(self, model) -> None:
+        self.graph = "logits"
+        self.torch_model = model
+
+    def logits(self, batch: PaddedBatch) -> np.ndarray:
+        with torch.no_grad():
+            out = self.torch_model(
+                input_ids=torch.from_numpy(batch.input_ids),
+                attention_mask=torch.from_numpy(batch.attention_mask),
+                position_ids=torch.from_numpy(batch.position_ids),
+            )
+        return out.logits.numpy()
+
+
 class TorchLogitsOnnx(OnnxBackend):
     """The ONNX backend's code paths (scoring, generation without a KV cache, full logits),
     with the logits computed by the torch stories model instead of an exported file."""
@@ -123,16 +140,11 @@ class TorchLogitsOnnx(OnnxBackend):
         Backend.__init__(
             self, torch_backend.tokenizer, "stories-as-onnx", torch_backend.context_length
         )
-        self.torch_model = torch_backend.model
-
-    def _logits(self, batch: PaddedBatch) -> np.ndarray:
-        with torch.no_grad():
-            out = self.torch_model(
-                input_ids=torch.from_numpy(batch.input_ids),
-                attention_mask=torch.from_numpy(batch.attention_mask),
-                position_ids=torch.from_numpy(batch.position_ids),
-            )
-        return out.logits.numpy()
+        self.runner = TorchLogitsRunner(torch_backend.model)
+        self.graph = "logits"
+        self.prefix_reuse = False
+        self.shape: dict[str, int] = {}
+        self.manifest: dict[str, object] = {}
 
 
 def test_runs_on_the_onnx_code_path(stories):
