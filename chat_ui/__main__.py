@@ -10,6 +10,7 @@ def parser() -> argparse.ArgumentParser:
     from promptxray.cli.backend_flags import add_backend_flags
     from promptxray.explainers.backends import BACKENDS
     from promptxray.explainers.nl import NO_EFFECT_NATS
+    from promptxray.explainers.types import GRANULARITIES
 
     p = argparse.ArgumentParser(
         prog="promptxray chat", description="A chat whose every reply is explained."
@@ -29,9 +30,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--granularity",
         default="token",
-        choices=["token", "word", "line", "auto"],
+        choices=GRANULARITIES,
         help="attribution unit (default token; auto: lines, then words and tokens where they "
-        "matter, shown stage by stage with occlusion)",
+        "matter, shown stage by stage with occlusion; message: one score per chat turn)",
     )
     p.add_argument(
         "--no-effect-threshold",

@@ -4,6 +4,8 @@
 to load leaves a working page that says why. Under each reply the chat shows one short
 explanation (the library's summary); the coloured conversation, the sentence choice and the
 run's footer line sit below the chat, and the full report one click away in an accordion.
+Under them "why not …?": the model's own top alternatives to the reply's first token (or any
+text typed) to explain the reply against, until the foil is cleared.
 
 Chat events and explanation events run in separate queues (`concurrency_id` "chat" and
 "explain"), so a long explanation for one user does not hold up another user's reply; the
@@ -25,7 +27,14 @@ EXPLAIN_NOTE = (
     "Red: the part raised the probability of the reply; purple: it lowered it (scores scaled to "
     "the largest). Choosing a sentence explains the reply **up to and including** that "
     "sentence (the model reads a reply left to right, so a later sentence is scored together "
-    "with the text before it)."
+    "with the text before it). After “Why not?”, every score is about log P(reply) − "
+    "log P(alternative): red favours the reply over the alternative, purple the alternative."
+)
+WHY_NOT_NOTE = (
+    "**Why not …?** Explain the reply against an alternative answer: why the model said this "
+    "rather than that. The choices are the model's own most likely alternatives to the "
+    "reply's first token; the reply is explained again as it was generated (nothing is "
+    "regenerated), and stays contrasted with the alternative until you clear it."
 )
 
 
@@ -90,6 +99,21 @@ def build_app(
                 [WHOLE], value=WHOLE, label="Explain which part of the reply", elem_id="sentence"
             )
             footer_md = gr.Markdown(elem_id="footer")
+            with gr.Group(elem_id="why-not-box"):
+                gr.Markdown(WHY_NOT_NOTE)
+                foil_choice = gr.Radio(
+                    [],
+                    label="Why not… (the model's top alternatives to the reply's first token)",
+                    elem_id="foil-choices",
+                )
+                foil_text = gr.Textbox(
+                    label="…or type another alternative (used instead of the choice above)",
+                    elem_id="foil-text",
+                    lines=1,
+                )
+                with gr.Row():
+                    why_not_btn = gr.Button("Why not?", elem_id="why-not")
+                    clear_foil_btn = gr.Button("Clear why-not", elem_id="clear-foil")
             with gr.Row():
                 reexplain = gr.Button("Explain again")
                 stop_explain = gr.Button("Stop explanation", variant="stop")
@@ -127,10 +151,15 @@ def build_app(
         def whole() -> str:
             return WHOLE
 
+        def with_foils(event: Any) -> Any:
+            """`event` (an explanation), then the "why not" choices of its reply."""
+            event.then(h.foils, [reply_sel, state], foil_choice, **explain_kw)
+            return event
+
         def then_explain(event: Any) -> Any:
             """After `event`: back to the whole reply, then explain it."""
             reset = event.then(whole, None, sentence, api_visibility="private")
-            return reset.then(h.explain, explain_inputs, explain_outputs, **explain_kw)
+            return with_foils(reset.then(h.explain, explain_inputs, explain_outputs, **explain_kw))
 
         gen_inputs = [msg, system, max_new, temperature, state]
         submit = msg.submit(h.chat, gen_inputs, chat_outputs, api_name="chat", **chat_kw)
@@ -147,19 +176,38 @@ def build_app(
         # the public "explain" endpoint first: private events reuse the function's name
         public = {**explain_kw, "api_visibility": "public"}
         explains: list[Any] = [
-            reexplain.click(
-                h.explain, explain_inputs, explain_outputs, api_name="explain", **public
+            with_foils(
+                reexplain.click(
+                    h.explain, explain_inputs, explain_outputs, api_name="explain", **public
+                )
             )
         ]
         explains += [then_explain(ev) for ev in (submit, click, again)]
+        why_not_inputs = [reply_sel, method, sentence, foil_choice, foil_text, state]
         explains += [
-            sentence.input(h.explain, explain_inputs, explain_outputs, **explain_kw),
-            method.input(h.explain, explain_inputs, explain_outputs, **explain_kw),
-            reply_sel.input(whole, None, sentence, api_visibility="private").then(
-                h.explain, explain_inputs, explain_outputs, **explain_kw
-            ),
-            then_explain(chatbot.select(h.pick, [state], reply_sel, api_visibility="private")),
+            with_foils(ev)
+            for ev in (
+                sentence.input(h.explain, explain_inputs, explain_outputs, **explain_kw),
+                method.input(h.explain, explain_inputs, explain_outputs, **explain_kw),
+                reply_sel.input(whole, None, sentence, api_visibility="private").then(
+                    h.explain, explain_inputs, explain_outputs, **explain_kw
+                ),
+                why_not_btn.click(
+                    h.why_not, why_not_inputs, explain_outputs, api_name="why_not", **public
+                ),
+                foil_text.submit(h.why_not, why_not_inputs, explain_outputs, **explain_kw),
+                clear_foil_btn.click(
+                    h.clear_foil,
+                    explain_inputs,
+                    [*explain_outputs, foil_text],
+                    api_name="clear_why_not",
+                    **public,
+                ),
+            )
         ]
+        explains.append(
+            then_explain(chatbot.select(h.pick, [state], reply_sel, api_visibility="private"))
+        )
         stop.click(None, None, None, cancels=[submit, click, again, *explains])
         stop_explain.click(None, None, None, cancels=explains)
         what = what_if_btn.click(

@@ -222,10 +222,14 @@ class ChatEngine:
         progress: Callable[[str, int, int], None] | None = None,
         stop: threading.Event | None = None,
         on_stage: Callable[[ExplainResult], None] | None = None,
+        foil: str | None = None,
     ) -> ExplainResult:
         """Explain `reply` (or its prefix ending at character `upto`) under `prompt`, reusing
         the prompt's ids (nothing is parsed or tokenised again). With `on_stage`, an anytime
-        explanation (occlusion at granularity "auto") hands it each earlier stage first."""
+        explanation (occlusion at granularity "auto") hands it each earlier stage first. With
+        `foil`, a contrastive explanation: why the reply rather than `foil` (every score is
+        about log P(reply) − log P(foil)); a method that cannot score that, an empty foil or
+        one that is the reply itself raise a PromptXrayError before any model work."""
         from promptxray.explainers.anytime import explain_stages, stage_plan
         from promptxray.explainers.explain import explain
         from promptxray.explainers.registry import AUTO, get_method
@@ -248,7 +252,10 @@ class ChatEngine:
             granularity=self.granularity,
             backend=self.backend_name,
             backend_options=self.options,
+            foil=foil,
         )
+        if foil is not None:
+            self.check_foil(foil, target_text, request.method)
 
         def report(stage: str, done: int, total: int) -> None:
             if stop is not None and stop.is_set():
@@ -282,6 +289,34 @@ class ChatEngine:
                         )
         seconds = time.perf_counter() - started
         return ExplainResult(expl, prompt.conversation, target_text, whole, seconds)
+
+    def check_foil(self, foil: str, target_text: str, method: str | None = None) -> None:
+        """Raise an InvalidRequestError for a foil that cannot be asked about (empty, or the
+        explained text itself) and an UnsupportedMethodError for a method that cannot explain
+        one (its message names those that can); "auto" picks among those that can."""
+        from promptxray.explainers.registry import AUTO, check_contrastive, get_method
+
+        if not foil.strip():
+            raise InvalidRequestError(
+                "the alternative is empty: choose one of the model's alternatives or type one"
+            )
+        if foil.strip() == clean(target_text):
+            raise InvalidRequestError(
+                "the alternative is the reply itself: ask why not a different answer"
+            )
+        method = method or self.default_method
+        if method != AUTO:
+            check_contrastive(get_method(method))
+
+    def foil_candidates(self, prompt: Prompt, reply: str, reply_ids: list[int] | None) -> list[str]:
+        """The model's own most likely alternatives to the reply's first token (best first),
+        each a valid foil for a "why not …?" explanation (one forward of the prompt)."""
+        from promptxray.explainers.contrast import foil_candidates
+
+        backend = self.backend()
+        ids = list(reply_ids or []) or backend.encode_target(clean(reply))
+        with self.explain_lock, self.lock.shared():  # the backend's counters are shared
+            return foil_candidates(backend, prompt.ids, ids)
 
     def reply_logprob(self, prompt: Prompt, reply_ids: list[int]) -> float:
         """log P(reply | prompt) under teacher forcing: the same figure `explain` reports as

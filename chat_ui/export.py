@@ -45,8 +45,8 @@ def session_json(session: Session, model: str) -> dict[str, Any]:
                 "stopped": t.stopped,
                 "prompt": t.conversation.text,
                 "explanations": [
-                    result_json(r, i) | {"method": method, "upto": upto}
-                    for (method, upto), r in t.explanations.items()
+                    result_json(r, i) | {"method": method, "upto": upto, "foil": foil}
+                    for (method, upto, foil), r in t.explanations.items()
                 ],
             }
             for i, t in enumerate(session.turns)

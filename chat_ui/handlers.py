@@ -12,7 +12,7 @@ import math
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,14 @@ from promptxray.chat_ui.generation import Cancelled, GenSettings, Pump
 from promptxray.chat_ui.session import (
     Session,
     Turn,
+    foil_label,
     reply_label,
     sentence_choice,
     sentence_choices,
     upto,
 )
 from promptxray.explainers import nl
-from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.errors import PromptXrayError, UnsupportedMethodError
 from promptxray.explainers.nl import LANGUAGES, describe_self_explanation, format_prob
 
 STAGES = {
@@ -42,6 +43,15 @@ STAGES = {
     "lines": "exact line-level occlusion",
     "refine": "refining words and tokens",
 }
+KEEP = (gr.update(),) * 6  # the explanation outputs after the status line, left as they are
+CLEAR_HINT = "Press “Clear why-not” to explain the reply on its own with this method."
+
+
+def _with_hint(exc: PromptXrayError) -> str:
+    """Why an explanation cannot run; for a method that cannot explain a foil, how to go on."""
+    if isinstance(exc, UnsupportedMethodError) and "foil" in str(exc):
+        return f"{str(exc).rstrip('.')}. {CLEAR_HINT}"
+    return str(exc)
 
 
 class Handlers:
@@ -168,22 +178,110 @@ class Handlers:
         state: Session | None,
     ) -> Iterator[tuple[Any, ...]]:
         """Explain the chosen reply (default: the latest) with `method`, targeting the whole
-        reply or its part up to the chosen sentence; the summary appears under the reply."""
-        keep = (gr.update(),) * 6
+        reply or its part up to the chosen sentence; the summary appears under the reply.
+        A reply asked "why not …?" about is explained against its foil until it is cleared."""
         session = state if state is not None else Session()
         index = session.index(reply_choice)
         if index is None:
-            yield ("Nothing to explain yet: send a message first.", *keep)
+            yield ("Nothing to explain yet: send a message first.", *KEEP)
             return
+        yield from self._explain(session, index, method, sentence, session.turns[index].foil)
+
+    def why_not(
+        self,
+        reply_choice: str | None,
+        method: str | None,
+        sentence: str | None,
+        choice: str | None,
+        text: str | None,
+        state: Session | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Explain the chosen reply again (on the ids it was generated from) against a foil:
+        why the reply rather than `text` (when typed) or the chosen alternative. The foil then
+        stays with the reply (other methods and sentences are explained against it) until it
+        is cleared; a foil that cannot be asked about changes nothing."""
+        session = state if state is not None else Session()
+        index = session.index(reply_choice)
+        if index is None:
+            yield ("Nothing to ask about yet: send a message first.", *KEEP)
+            return
+        foil = text if (text or "").strip() else choice
+        if not (foil or "").strip():
+            yield (
+                "⚠️ No alternative to ask about: choose one of the model's alternatives or "
+                "type one, then press “Why not?”.",
+                *KEEP,
+            )
+            return
+        assert foil is not None
+        ok = yield from self._explain(session, index, method, sentence, foil)
+        if ok:
+            session.turns[index].foil = foil
+
+    def clear_foil(
+        self,
+        reply_choice: str | None,
+        method: str | None,
+        sentence: str | None,
+        state: Session | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Forget the chosen reply's foil and show its plain explanation again (cached when it
+        was made before). Outputs: the explanation outputs, then the foil textbox (emptied)."""
+        session = state if state is not None else Session()
+        index = session.index(reply_choice)
+        if index is None:
+            yield ("Nothing to explain yet: send a message first.", *KEEP, "")
+            return
+        session.turns[index].foil = None
+        for out in self._explain(session, index, method, sentence, None):
+            yield (*out, "")
+
+    def foils(self, reply_choice: str | None, state: Session | None) -> Any:
+        """The "why not …?" choices of the chosen reply once it is explained: the model's own
+        top alternatives to its first token (computed once per reply), the reply's foil
+        selected when it is one of them. Output: the foil radio."""
+        session = state if state is not None else Session()
+        index = session.index(reply_choice)
+        turn = session.turns[index] if index is not None else None
+        if turn is None or turn.shown_result is None:
+            return gr.update(choices=[], value=None)
+        if turn.foil_options is None:
+            try:
+                turn.foil_options = self.engine.foil_candidates(turn.prompt, turn.reply, turn.ids)
+            except PromptXrayError:
+                return gr.update(choices=[], value=None)  # the explanation said why
+        choices = [(foil_label(f), f) for f in turn.foil_options]
+        value = turn.foil if turn.foil in turn.foil_options else None
+        return gr.update(choices=choices, value=value)
+
+    def _explain(
+        self,
+        session: Session,
+        index: int,
+        method: str | None,
+        sentence: str | None,
+        foil: str | None,
+    ) -> Generator[tuple[Any, ...], None, bool]:
+        """Explain turn `index` (against `foil` when given), streaming the explanation
+        outputs; returns whether an explanation is shown at the end."""
         turn = session.turns[index]
         method = method or self.engine.default_method
-        key = (method, upto(turn, sentence))
+        key = (method, upto(turn, sentence), foil)
+        label = f"reply {index + 1}"
+        against = "" if foil is None else f", rather than {views.quoted(foil)}"
         if key in turn.explanations:
             turn.shown = key
-            yield self._show(session, index, turn.explanations[key], "Explanation (cached).")
-            return
-        label = f"reply {index + 1}"
-        yield (f"⏳ Explaining {label} with **{method}**…", *keep)
+            result = turn.explanations[key]
+            yield self._show(session, index, result, f"Explanation{against} (cached).")
+            return True
+        if foil is not None:
+            target = turn.reply if key[1] is None else clean(turn.reply)[: key[1]]
+            try:
+                self.engine.check_foil(foil, target, method)
+            except PromptXrayError as exc:
+                yield (f"⚠️ Cannot explain {label}{against}: {_with_hint(exc)}", *KEEP)
+                return False
+        yield (f"⏳ Explaining {label}{against} with **{method}**…", *KEEP)
         stop = threading.Event()
 
         def work(emit: Callable[[Any], None]) -> ExplainResult:
@@ -191,7 +289,7 @@ class Handlers:
                 emit((stage, done, total))
 
             return self.engine.explain(
-                turn.prompt, turn.reply, turn.ids, method, key[1], progress, stop, emit
+                turn.prompt, turn.reply, turn.ids, method, key[1], progress, stop, emit, foil
             )
 
         job = Pump(work, stop, "promptxray-explain")
@@ -206,19 +304,22 @@ class Handlers:
                         continue
                     stage, done, total = batch[-1]
                     what = STAGES.get(stage, stage)
-                    status = f"⏳ Explaining {label} with **{method}**: {what} {done}/{total}…"
-                    yield (status, *keep)
+                    status = (
+                        f"⏳ Explaining {label}{against} with **{method}**: {what} {done}/{total}…"
+                    )
+                    yield (status, *KEEP)
         except Cancelled:
-            yield ("Explanation stopped; the conversation is unchanged.", *keep)
-            return
+            yield ("Explanation stopped; the conversation is unchanged.", *KEEP)
+            return False
         except PromptXrayError as exc:
-            yield (f"⚠️ Cannot explain {label}: {exc}", *keep)
-            return
+            yield (f"⚠️ Cannot explain {label}{against}: {_with_hint(exc)}", *KEEP)
+            return False
         except Exception as exc:
-            yield (f"⚠️ Explaining {label} failed: {type(exc).__name__}: {exc}", *keep)
-            return
+            yield (f"⚠️ Explaining {label} failed: {type(exc).__name__}: {exc}", *KEEP)
+            return False
         turn.show(key, job.result)
-        yield self._show(session, index, job.result, f"Explained {label}.")
+        yield self._show(session, index, job.result, f"Explained {label}{against}.")
+        return True
 
     def set_language(
         self, lang: str | None, reply_choice: str | None, state: Session | None

@@ -1,5 +1,6 @@
 """One browser session's conversation: its turns (`Turn`), the explanation language, and the
-choices the page offers from them (replies, sentences of a reply, words of the last message).
+choices the page offers from them (replies, sentences of a reply, words of the last message,
+the alternatives a reply can be contrasted with: "why not …?").
 
 A session lives in a `gr.State`; Gradio gives each browser tab its own deep copy of `Session()`.
 """
@@ -18,13 +19,18 @@ _SENTENCE_RE = re.compile(r"^(\d+)\. ")
 _WORD_CHOICE_RE = re.compile(r"^(\d+): ")
 WORD_RE = re.compile(r"\S+")
 
-ExplainKey = tuple[str, int | None]  # (method, end character of the explained part or None)
+# (method, end character of the explained part or None, foil or None): a contrastive
+# explanation ("why the reply rather than the foil?") is another explanation of the reply
+ExplainKey = tuple[str, int | None, str | None]
 
 
 @dataclass
 class Turn:
     """One message and its reply, with the prompt the reply was generated from (its ids are
-    reused to explain it) and every explanation made of it so far."""
+    reused to explain it) and every explanation made of it so far. `foil` is the alternative
+    the user asked "why not …?" about (None: plain explanations); every explanation of the
+    reply is made against it until it is cleared. `foil_options` caches the model's own top
+    alternatives to the reply's first token (None: not computed yet)."""
 
     user: str
     prompt: Prompt
@@ -34,6 +40,8 @@ class Turn:
     stopped: bool = False
     explanations: dict[ExplainKey, ExplainResult] = field(default_factory=dict)
     shown: ExplainKey | None = None
+    foil: str | None = None
+    foil_options: list[str] | None = None
 
     @property
     def conversation(self) -> Conversation:
@@ -120,3 +128,9 @@ def sentence_choice(turn: Turn, result: ExplainResult) -> str:
         if upto(turn, choice) == end:
             return choice
     return WHOLE
+
+
+def foil_label(foil: str, limit: int = 40) -> str:
+    """An alternative as the page shows it: in quotes, so a leading space stays visible, and
+    cut after `limit` characters."""
+    return f"“{foil[:limit] + ('…' if len(foil) > limit else '')}”"

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 from promptxray.chat_ui.engine import ExplainResult
-from promptxray.chat_ui.session import Session
+from promptxray.chat_ui.session import Session, foil_label
 from promptxray.explainers import nl
+
+
+def against(result: ExplainResult) -> str:
+    """ ", rather than “foil”" for a contrastive explanation ("why not …?"), else ""."""
+    foil = result.explanation.foil
+    return "" if foil is None else f", rather than {foil_label(foil.text)}"
 
 
 def explanation_title(result: ExplainResult) -> str:
     part = "" if result.whole_reply else ", up to the selected sentence"
-    return f"Explanation ({result.explanation.method}{part})"
+    return f"Explanation ({result.explanation.method}{part}{against(result)})"
 
 
 def bubble(result: ExplainResult, lang: str, threshold: float) -> dict[str, Any]:
@@ -93,10 +100,19 @@ def footer(result: ExplainResult) -> str:
         if result.whole_reply
         else "the reply up to and including the selected sentence"
     )
+    foil = expl.foil
+    if foil is not None:
+        part += f" rather than {quoted(foil.text)}"
     return (
         f"Explained {part} · method **{expl.method}** · backend **{expl.backend}** · "
         f"{expl.model} · {result.seconds:.2f} s · {expl.forward_passes} forward passes"
     )
+
+
+def quoted(foil: str) -> str:
+    """A foil in a Markdown line: quoted, Markdown's markup characters escaped."""
+    label = foil_label(foil)
+    return label[0] + re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", label[1:-1]) + label[-1]
 
 
 def markdown_lines(text: str) -> str:

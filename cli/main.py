@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("file", help="a .prompt, .txt, .prompt.md or .prompty file, or - for stdin")
     ex.add_argument("--method", "-m", default="occlusion", help="see `promptxray methods`")
     ex.add_argument("--target", "-t", help="explain this text instead of the model's own answer")
+    ex.add_argument(
+        "--foil",
+        help="explain why the answer (or --target) rather than this text: every score is "
+        "about log P(answer) - log P(foil)",
+    )
     ex.add_argument("--granularity", "-g", default="token", choices=GRANULARITIES)
     ex.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2-135M)")
     ex.add_argument(
@@ -97,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the model folder's own Python code to run (off by default)",
     )
+    from promptxray.cli.diff import add_diff_parser
+
+    add_diff_parser(sub)
+    from promptxray.cli.check import add_check_parser
+
+    add_check_parser(sub)
     sub.add_parser("methods", help="list the explainer methods and what they need")
     exp = sub.add_parser("export-onnx", help="export a model to ONNX (int8 or fp32), verified")
     exp.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2)")
@@ -185,12 +196,17 @@ def run_explain(args: argparse.Namespace) -> int:
         self_explain=args.self_explain,
         lang=args.lang,
         backend_options=backend_options(args),
+        foil=args.foil,
     )
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.documents import parse_document
     from promptxray.explainers.registry import validate_method
 
     validate_method(args.method)  # fail fast, before a model is loaded
+    if args.foil is not None and args.method != "auto":
+        from promptxray.explainers.registry import check_contrastive, get_method
+
+        check_contrastive(get_method(args.method))
     parse_document(source, path)
     backend = get_backend(
         args.backend,
@@ -276,7 +292,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_methods() -> int:
-    from promptxray.explainers.registry import list_methods
+    from promptxray.explainers.registry import AUTO, AUTO_SUMMARY, list_methods
 
     for spec in list_methods():
         needs = (
@@ -287,6 +303,7 @@ def run_methods() -> int:
             else "forward passes only"
         )
         print(f"{spec.name:22} {spec.summary} [{needs}]")
+    print(f"{AUTO:22} {AUTO_SUMMARY} [what the methods it tries need]")
     return 0
 
 
@@ -323,6 +340,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_methods()
         if args.command == "export-onnx":
             return run_export(args)
+        if args.command == "check":
+            from promptxray.cli.check import run_check
+
+            return run_check(args)
+        if args.command == "diff":
+            from promptxray.cli.diff import run_diff
+
+            return run_diff(args)
         if args.command == "lsp":
             serve = _front_end("promptxray.server.__main__", "lsp")
             if serve is None:

@@ -123,7 +123,7 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
     """Try the candidates that run on this backend within the budget; keep the most faithful."""
     budget = ctx.option("budget_s", DEFAULT_BUDGET_S, float, lo=0.0)
     specs = [get_method(n) for n in CANDIDATES]
-    specs = [s for s in specs if s.runs_on(ctx.backend)]
+    specs = [s for s in specs if s.runs_on(ctx.backend) and (s.contrastive or not ctx.foil_ids)]
     # a candidate that does not fit in memory is skipped (not replaced by line occlusion)
     strict = replace(ctx, options={**ctx.options, "memory_fallback": False})
     tried: list[Candidate] = []

@@ -23,14 +23,16 @@ from promptxray.explainers.registry import (
     AUTO,
     MethodResult,
     MethodSpec,
+    check_contrastive,
     check_supported,
     get_method,
 )
-from promptxray.explainers.targets import check_context, resolve_target
+from promptxray.explainers.targets import check_context, resolve_foil, resolve_target
 from promptxray.explainers.types import (
     GRANULARITIES,
     ExplainRequest,
     Explanation,
+    Foil,
     Span,
     Target,
     TargetToken,
@@ -38,6 +40,8 @@ from promptxray.explainers.types import (
 from promptxray.explainers.units import group_units
 
 # progress(stage, done, total): stage is "load", "target" or "attribute".
+# what a contrastive explanation's faithfulness curves hold (the curves' `units`)
+CONTRAST_UNITS = "log P(target) − log P(foil) (exp: the odds of target over foil)"
 StageProgress = Callable[[str, int, int], None]
 
 
@@ -90,6 +94,11 @@ def prepare(
     # as a variant of itself: the prompt's key/value cache it computes (torch) is the prefix
     # every occlusion variant then reuses, so f(x) costs almost nothing beyond it
     base = backend.target_logprobs([model_input.ids], target_ids, reference=model_input.ids)[0]
+    foil_ids = resolve_foil(backend, model_input.ids, request.foil, target_ids)
+    foil_base = None
+    if foil_ids is not None:  # contrastive: every method explains log P(target) − log P(foil)
+        foil_base = backend.target_logprobs([model_input.ids], foil_ids, reference=model_input.ids)
+        foil_base = foil_base[0]
     if progress:
         progress("target", 1, 1)
 
@@ -100,11 +109,14 @@ def prepare(
             doc.source,
             model_input.tokens,
             "line" if request.granularity == "auto" else request.granularity,
+            doc=doc,
         ),
         target_ids=target_ids,
         base_logprobs=base,
         options=dict(request.options),
         progress=(lambda d, t: progress("attribute", d, t)) if progress else None,
+        foil_ids=foil_ids,
+        foil_logprobs=foil_base,
     )
     return backend, Prepared(ctx, doc.source, generated, started, doc.body_start)
 
@@ -171,6 +183,8 @@ def _explain(
         expl.auto = auto.report()
         return expl, backend
     spec = get_method(request.method)
+    if request.foil is not None:
+        check_contrastive(spec)
     if backend is not None:
         check_supported(spec, backend)
     backend, prep = prepare(request, backend, progress, model_input)
@@ -232,8 +246,9 @@ def assemble(
         token.score = None if token_scores is None else float(token_scores[token.index])
     spans = []
     for unit, score in zip(ctx.units, unit_scores, strict=True):
-        start = min(tokens[i].start for i in unit)
-        end = max(tokens[i].end for i in unit)
+        run = _first_run(unit)
+        start = min(tokens[i].start for i in run)
+        end = max(tokens[i].end for i in run)
         if request.granularity != "token":
             start, end = _trim(source, start, end)
         spans.append(Span(source[start:end], start, end, float(score), list(unit)))
@@ -244,9 +259,24 @@ def assemble(
     target = Target(
         text=backend.decode(ctx.target_ids),
         tokens=target_tokens,
-        logprob=ctx.base_score,
+        logprob=ctx.target_logprob,
         generated=prep.generated,
     )
+    foil = None
+    ablated = result.ablated_logprob
+    curves = None if faith is None else faith.curves()
+    if ctx.foil_ids is not None and ctx.foil_logprobs is not None:
+        foil = Foil(
+            text=backend.decode(ctx.foil_ids),
+            tokens=[
+                TargetToken(backend.piece(t), int(t), float(lp))
+                for t, lp in zip(ctx.foil_ids, ctx.foil_logprobs, strict=True)
+            ],
+            logprob=float(ctx.foil_logprobs.sum()),
+        )
+        ablated = None  # removal scores are of log P(target) − log P(foil), not of log P
+        if curves is not None:
+            curves.units = CONTRAST_UNITS + ";" + curves.units.partition(";")[2]
     metrics = dict(result.metrics)
     details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
     degraded = details.pop("degraded", None)
@@ -275,12 +305,25 @@ def assemble(
         path=request.path,
         score_kind=spec.score_kind,
         body_start=prep.body_start,
-        ablated_logprob=result.ablated_logprob,
+        ablated_logprob=ablated,
         hierarchy=result.hierarchy,
-        faithfulness=None if faith is None else faith.curves(),
+        faithfulness=curves,
         counterfactuals=result.counterfactuals,
         degraded=str(degraded) if degraded else None,
+        foil=foil,
     )
+
+
+def _first_run(unit: list[int]) -> list[int]:
+    """The unit's first run of consecutive tokens: a unit whose tokens lie apart in the file
+    (a variable filled in twice) is shown at its first place, so no span covers the text
+    between; `Span.token_indices` still lists all its tokens."""
+    run = unit[:1]
+    for i in unit[1:]:
+        if i != run[-1] + 1:
+            break
+        run.append(i)
+    return run
 
 
 def _trim(source: str, start: int, end: int) -> tuple[int, int]:

@@ -63,10 +63,7 @@ def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int])
     variants = [ctx.ids_without(units[i]) for i in which]
     if not variants:
         return np.zeros(0)
-    scored = ctx.backend.target_logprobs(
-        variants, ctx.target_ids, ctx.progress, reference=ctx.input.ids
-    ).sum(axis=1)
-    return ctx.base_score - scored
+    return ctx.base_score - ctx.score_variants(variants)
 
 
 @dataclass

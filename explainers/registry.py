@@ -60,6 +60,8 @@ class MethodSpec:
     needs_attentions: bool = False
     # what a span's score means (details.ScoreKind); the wording of sentences follows from it
     score_kind: ScoreKind = "estimate"
+    # scores the contrastive quantity log P(target) − log P(foil) when the request has a foil
+    contrastive: bool = True
 
     @property
     def attributes_target(self) -> bool:
@@ -85,12 +87,13 @@ def register(
     needs_gradients: bool = False,
     needs_attentions: bool = False,
     score_kind: ScoreKind = "estimate",
+    contrastive: bool = True,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator adding a method function to the table under `name`."""
 
     def add(fn: MethodFn) -> MethodFn:
         _METHODS[name] = MethodSpec(
-            name, fn, summary, needs_gradients, needs_attentions, score_kind
+            name, fn, summary, needs_gradients, needs_attentions, score_kind, contrastive
         )
         return fn
 
@@ -116,6 +119,10 @@ def get_method(name: str) -> MethodSpec:
 
 
 AUTO = "auto"  # not a method but a choice among them (explainers/auto.py)
+AUTO_SUMMARY = (
+    "runs the cheap methods, measures each one's faithfulness on this prompt, and keeps the "
+    "most faithful within the time budget"
+)
 
 
 def validate_method(name: str) -> None:
@@ -127,6 +134,18 @@ def validate_method(name: str) -> None:
     except UnknownMethodError:
         known = ", ".join([*sorted(_METHODS), AUTO])
         raise UnknownMethodError(f"unknown method {name!r}; available: {known}") from None
+
+
+def check_contrastive(spec: MethodSpec) -> None:
+    """Raise UnsupportedMethodError when a request with a foil asks for a method that cannot
+    score log P(target) − log P(foil), naming the methods that can."""
+    if spec.contrastive:
+        return
+    usable = ", ".join(m.name for m in list_methods() if m.contrastive)
+    raise UnsupportedMethodError(
+        f"method {spec.name!r} cannot explain a foil (why the target rather than another "
+        f"answer): its scores are not a difference of log-probabilities; use one of: {usable}"
+    )
 
 
 def check_supported(spec: MethodSpec, backend: Any) -> None:

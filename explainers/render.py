@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from promptxray.explainers.types import Explanation, Span
 
@@ -145,8 +145,22 @@ def _header(expl: Explanation) -> str:
     return (
         f"promptxray · {expl.method} · {expl.model} ({expl.backend}, {expl.granularity}) · "
         f"target {expl.target.text!r} P={format_prob(expl.target.prob)} · "
-        f"{expl.wall_time_s:.2f}s · {expl.forward_passes} forward passes"
+        + (
+            f"rather than {expl.foil.text!r} P={format_prob(expl.foil.prob)} · "
+            if expl.foil
+            else ""
+        )
+        + f"{expl.wall_time_s:.2f}s · {expl.forward_passes} forward passes"
     )
+
+
+def _foil_rows(expl: Explanation, esc: Callable[[str], str]) -> list[tuple[str, str]]:
+    """The HTML summary's row for a contrastive explanation's foil (none without one)."""
+    if expl.foil is None:
+        return []
+    foil = expl.foil
+    value = f"<code>{esc(repr(foil.text))}</code>, P = {format_prob(foil.prob)}"
+    return [("Rather than", f"{value} (log P = {foil.logprob:.3f})")]
 
 
 def render_text(expl: Explanation, source: str, color: bool = True, top_k: int = 5) -> str:
@@ -240,6 +254,7 @@ def render_html(expl: Explanation, source: str, title: str | None = None) -> str
     rows = [
         ("Target", f"<code>{esc(repr(expl.target.text))}</code>"),
         ("Probability", f"P = {format_prob(expl.target.prob)} (log P = {expl.target.logprob:.3f})"),
+        *_foil_rows(expl, esc),
         ("Method", esc(expl.method)),
         ("Model", esc(expl.model)),
         ("Backend", esc(expl.backend)),

@@ -42,3 +42,24 @@ def resolve_target(
     if len(new) > 1 and new[-1] in eos:
         new = new[:-1]
     return new, True
+
+
+def resolve_foil(
+    backend: Backend, prompt_ids: list[int], foil_text: str | None, target_ids: list[int]
+) -> list[int] | None:
+    """Token ids of a contrastive explanation's foil (tokenised like a given target), or None
+    without one. A foil that is empty, or the same tokens as the target, is a request error."""
+    if foil_text is None:
+        return None
+    if not foil_text:
+        raise InvalidRequestError("the foil text is empty")
+    ids = backend.encode_target(foil_text)
+    if not ids:
+        raise InvalidRequestError(f"the foil {foil_text!r} has no tokens")
+    if ids == list(target_ids):
+        raise InvalidRequestError(
+            f"the foil {foil_text!r} is the same as the target {backend.decode(target_ids)!r}: "
+            "a contrastive explanation needs a different alternative"
+        )
+    check_context(backend, len(prompt_ids), len(ids))
+    return ids

@@ -20,9 +20,14 @@ from promptxray.explainers.details import (
     StageInfo,
 )
 
-Granularity = Literal["token", "word", "line"]
-GRANULARITIES: tuple[str, ...] = ("token", "word", "line", "auto")
-FIXED_GRANULARITIES: tuple[str, ...] = ("token", "word", "line")  # what units.group_units makes
+Granularity = Literal[
+    "token", "word", "line", "sentence", "section", "message", "example", "variable"
+]
+# the prompt's structure-level parts (explainers/structure.py)
+STRUCTURE_GRANULARITIES: tuple[str, ...] = ("sentence", "section", "message", "example", "variable")
+GRANULARITIES: tuple[str, ...] = ("token", "word", "line", *STRUCTURE_GRANULARITIES, "auto")
+# what units.group_units makes
+FIXED_GRANULARITIES: tuple[str, ...] = ("token", "word", "line", *STRUCTURE_GRANULARITIES)
 # 2: typed fields (ablated_logprob, hierarchy, faithfulness, auto, counterfactuals,
 # self_explanation, score_kind, body_start) instead of keys of `details`; version 1 still reads.
 SCHEMA_VERSION = 2
@@ -87,6 +92,28 @@ class Target:
 
 
 @dataclass
+class Foil:
+    """Contrastive explanations ("why the target rather than the foil?"): the alternative
+    continuation, teacher-forced after the unmodified prompt like the target; every score
+    is then about log P(target) − log P(foil)."""
+
+    text: str
+    tokens: list[TargetToken]
+    logprob: float
+
+    @property
+    def prob(self) -> float:
+        import math
+
+        return math.exp(self.logprob)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Foil:
+        tokens = [TargetToken(**t) for t in data.get("tokens", [])]
+        return cls(text=data["text"], tokens=tokens, logprob=float(data["logprob"]))
+
+
+@dataclass
 class ExplainRequest:
     """What to explain: the text the user wrote (and its path, for the file type) plus settings."""
 
@@ -106,6 +133,9 @@ class ExplainRequest:
     lang: str = "en"  # language of the self-explanation question
     # how the backend is reached and run (the vllm engine; torch's device and dtype)
     backend_options: BackendOptions = field(default_factory=BackendOptions)
+    # explain log P(target) − log P(foil): why the target rather than this text (tokenised
+    # like a given target)
+    foil: str | None = None
 
 
 @dataclass
@@ -140,6 +170,8 @@ class Explanation:
     stage: StageInfo | None = None  # anytime explanations: which stage (None: a single result)
     # why the requested method could not run as asked (e.g. memory) and what ran instead
     degraded: str | None = None
+    # a contrastive explanation: the alternative; scores are about log P(target) − log P(foil)
+    foil: Foil | None = None
 
     def __post_init__(self) -> None:
         if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds
@@ -148,6 +180,8 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["target"]["prob"] = self.target.prob
+        if self.foil is not None:
+            data["foil"]["prob"] = self.foil.prob
         return data
 
     def to_json(self, indent: int | None = None) -> str:
@@ -181,11 +215,18 @@ class Explanation:
                 data[key] = read(data[key])
         if isinstance(data.get("counterfactuals"), dict):
             data["counterfactuals"] = Counterfactuals.from_dict(data["counterfactuals"])
+        if isinstance(data.get("foil"), dict):
+            data["foil"] = Foil.from_dict(data["foil"])
         return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> Explanation:
         return cls.from_dict(json.loads(text))
+
+    @property
+    def contrast(self) -> float | None:
+        """log P(target) − log P(foil), what a contrastive explanation's scores are about."""
+        return None if self.foil is None else self.target.logprob - self.foil.logprob
 
     def ablated_prob(self, index: int) -> float | None:
         """The target's probability with span `index` removed (removal methods only)."""

@@ -1,16 +1,23 @@
-"""Group user tokens into attribution units: tokens, words or lines of the file.
+"""Group user tokens into attribution units: tokens, words or lines of the file, or the
+structure-level parts of the prompt (sentences, sections, messages, few-shot examples,
+variables; see structure.py).
 
-A token belongs to the word (or line) holding its first non-space character; tokens of
-whitespace alone form units of their own at word granularity.
+A token belongs to the word, line or part holding its first non-space character; tokens of
+whitespace alone form units of their own at word granularity (and wherever no part holds them).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from typing import TYPE_CHECKING
 
+from promptxray.explainers import structure
 from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.types import FIXED_GRANULARITIES, Token
+
+if TYPE_CHECKING:
+    from promptxray.explainers.documents import PromptDocument
 
 WORD = re.compile(r"\w+(?:['’]\w+)*|\{\{.*?\}\}|[^\w\s]+")
 
@@ -33,22 +40,39 @@ def _spans_of(source: str, granularity: str) -> list[tuple[int, int]]:
     return spans
 
 
-def group_units(source: str, tokens: list[Token], granularity: str) -> list[list[int]]:
-    """Lists of token indices, one per unit, in order of first appearance."""
+def group_units(
+    source: str,
+    tokens: list[Token],
+    granularity: str,
+    *,
+    doc: PromptDocument | None = None,
+) -> list[list[int]]:
+    """Lists of token indices, one per unit, in order of first appearance.
+
+    `doc`: the parsed document, required for the structure kinds (`structure.STRUCTURE_KINDS`:
+    messages and variables exist only in the parsed document); token, word and line units
+    need only `source`. A structure kind the document lacks raises InvalidRequestError."""
     if granularity not in FIXED_GRANULARITIES:
         raise InvalidRequestError(
             f"unknown granularity {granularity!r}; use one of {', '.join(FIXED_GRANULARITIES)}"
         )
     if granularity == "token":
         return [[t.index] for t in tokens]
-    spans = _spans_of(source, granularity)
-    starts = [s for s, _ in spans]
+    keyed: list[tuple[int, int, object]]
+    if granularity in structure.STRUCTURE_KINDS:
+        if doc is None:
+            raise ValueError(f"granularity {granularity!r} needs the parsed document (doc=)")
+        found = structure.parts(doc, granularity)
+        keyed = sorted((s, e, i) for i, part in enumerate(found) for s, e in part.ranges)
+    else:
+        keyed = [(s, e, (s, e)) for s, e in _spans_of(source, granularity)]
+    starts = [s for s, _, _ in keyed]
     units: dict[object, list[int]] = {}
     for token in tokens:
         at = _anchor(source, token)
         k = bisect.bisect_right(starts, at) - 1
         key: object = ("token", token.index)
-        if k >= 0 and spans[k][0] <= at < spans[k][1]:
-            key = spans[k]
+        if k >= 0 and keyed[k][0] <= at < keyed[k][1]:
+            key = keyed[k][2]
         units.setdefault(key, []).append(token.index)
     return list(units.values())

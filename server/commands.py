@@ -4,10 +4,16 @@
   explain now, keeping the given values as the document's own overrides.
 - `promptxray.explainWith` uri [method]: the same with a method the user picks if not given.
 - `promptxray.setTarget` uri target|null: explain this continuation (null: the model's own).
+- `promptxray.whyNot` uri foil|null: explain why the answer rather than `foil` (contrastive;
+  the code lens offers the model's own alternatives); null drops the foil.
 - `promptxray.compareMethods` uri [methods]: rank agreement of two or more methods; the
   document's own method, overrides and shown explanation stay as they were.
 - `promptxray.showReport` uri: the full report of the document's explanation, returned as
   `{"uri", "text", "markdown"}` and shown with window/showMessage (the hover links to it).
+- `promptxray.diffWithSaved` uri: what the edits since the last save (or the opening) changed:
+  the current explanation against the saved version's, the current text scored against the
+  saved answer when its own differs (explainers/diff.py); `{"uri", "text", "markdown",
+  "diff"}`, the diff as `ExplanationDiff.to_dict()`.
 - request `promptxray/explanation` {uri}: `Explanation.to_dict()` (explaining first if needed).
 """
 
@@ -55,7 +61,14 @@ def result_summary(result: JobResult | None) -> dict[str, Any]:
         "granularity": expl.granularity,
         "wall_time_s": expl.wall_time_s,
         "top": [s.text for s in expl.ranked_spans()[:5]],
+        **({"foil": expl.foil.text, "foil_prob": expl.foil.prob} if expl.foil else {}),
     }
+
+
+def _kind(expl: Any) -> tuple[Any, ...]:
+    """What must match for two explanations' scores to be compared (diffWithSaved)."""
+    foil = getattr(expl, "foil", None)
+    return (expl.method, expl.granularity, foil.text if foil is not None else None)
 
 
 class Commands:
@@ -103,6 +116,13 @@ class Commands:
             raise _invalid("the target must be a string or null")
         return result_summary(await self.ls.documents.run(uri, {"target": target or None}))
 
+    async def why_not(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        uri, rest = self._uri_args(args)
+        foil = rest[0] if rest else None
+        if foil is not None and not isinstance(foil, str):
+            raise _invalid("the foil must be a string or null")
+        return result_summary(await self.ls.documents.run(uri, {"foil": foil or None}))
+
     async def compare(self, args: tuple[Any, ...]) -> dict[str, Any]:
         uri, rest = self._uri_args(args)
         methods = rest[0] if rest else DEFAULT_COMPARISON
@@ -130,6 +150,36 @@ class Commands:
         report = nl.describe(expl, s.language, threshold=s.unnecessaryThreshold)
         self.ls.message(report)
         return {"uri": uri, "text": report, "markdown": escape_md(report)}
+
+    async def diff_with_saved(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        from promptxray.explainers import diff as xdiff
+
+        uri, _ = self._uri_args(args)
+        docs = self.ls.documents
+        doc, text = docs.docs[uri], docs.require(uri).source
+        if doc.saved_text is None:
+            raise _invalid("this document has no saved version yet")
+        shown = docs.shown(uri)
+        new = shown.expl if shown else await self._explained(uri)
+        old = doc.saved
+        if old is None or _kind(old) != _kind(new):  # saved under other settings
+            old = await self._aside(uri, {}, doc.saved_text)
+        own = new.target
+        if new.target.text != old.target.text:  # score the edit against the saved answer
+            new = await self._aside(uri, {"target": old.target.text}, text)
+        diff = xdiff.diff_explanations(old, new, doc.saved_text, text, new_own=own)
+        return {
+            "uri": uri,
+            "text": xdiff.render_diff_text(diff, doc.saved_text, text, more=None),
+            "markdown": xdiff.render_diff_markdown(diff, doc.saved_text, text),
+            "diff": diff.to_dict(),
+        }
+
+    async def _aside(self, uri: str, overrides: dict[str, Any], text: str) -> Any:
+        result = await self.ls.documents.run_aside(uri, overrides, text)
+        if result is None or result.explanation is None:
+            raise _invalid(_why(result))
+        return result.explanation
 
     async def explanation(self, params: Any) -> dict[str, Any]:
         uri = params.get("uri") if isinstance(params, dict) else getattr(params, "uri", None)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from lsprotocol import types
 
 from promptxray.explainers import nl
-from promptxray.explainers.types import Explanation
+from promptxray.explainers.types import STRUCTURE_GRANULARITIES, Explanation, Span
 from promptxray.server.positions import PositionMap
 
 SOURCE = "promptxray"
@@ -26,6 +27,7 @@ TOP_DRIVERS = 3
 DRIVER_SHARE = 0.2  # a driver diagnostic needs at least this share of the largest |score|
 SHOW_REPORT = "promptxray.showReport"  # the command behind the hover's "Full report" link
 REPORT_TITLE = "Full report"
+WHY_NOT = "promptxray.whyNot"  # re-explain why the answer rather than a foil
 
 
 def _max_abs(expl: Explanation) -> float:
@@ -93,6 +95,32 @@ def driver_diagnostics(
     ]
 
 
+def part_diagnostics(
+    expl: Explanation, pmap: PositionMap, lang: str = "en", threshold: float = nl.NO_EFFECT_NATS
+) -> list[types.Diagnostic]:
+    """Structure-level granularities (sentence, section, message, example, variable): one
+    Information diagnostic per part, since a prompt has few parts and each one's effect is
+    the answer (a variable used twice sits on its first use)."""
+    return [
+        types.Diagnostic(
+            range=pmap.range(span.start, span.end),
+            message=nl.span_line(expl, i, lang, threshold),
+            severity=types.DiagnosticSeverity.Information,
+            source=SOURCE,
+        )
+        for i, span in enumerate(expl.spans)
+    ]
+
+
+def result_diagnostics(
+    expl: Explanation, pmap: PositionMap, lang: str = "en", threshold: float = nl.NO_EFFECT_NATS
+) -> list[types.Diagnostic]:
+    """The diagnostics of a result: one per part at the structure levels, else the drivers."""
+    if expl.granularity in STRUCTURE_GRANULARITIES:
+        return part_diagnostics(expl, pmap, lang, threshold)
+    return driver_diagnostics(expl, pmap, lang, threshold)
+
+
 def unnecessary_diagnostics(
     lines: Explanation, pmap: PositionMap, threshold: float, lang: str = "en"
 ) -> list[types.Diagnostic]:
@@ -129,6 +157,26 @@ def level(score: float, max_abs: float) -> int:
     return min(4, int(5 * abs(score) / max_abs)) if max_abs else 0
 
 
+def _places(expl: Explanation, span: Span, text: str) -> list[tuple[int, int]]:
+    """Where a span is coloured: its own range, and each later run of its tokens when they lie
+    apart in the file (a variable used twice: the span sits on its first use)."""
+    places = [(span.start, span.end)]
+    runs: list[list[int]] = []
+    for i in span.token_indices:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs[1:]:
+        a = min(expl.tokens[i].start for i in run)
+        b = max(expl.tokens[i].end for i in run)
+        piece = text[a:b]
+        if piece.strip():
+            a, b = a + len(piece) - len(piece.lstrip()), b - len(piece) + len(piece.rstrip())
+        places.append((a, b))
+    return places
+
+
 def semantic_tokens(
     expl: Explanation, pmap: PositionMap, lo: int = 0, hi: int | None = None
 ) -> list[int]:
@@ -143,8 +191,9 @@ def semantic_tokens(
             continue
         seen.add((span.start, span.end))
         kind = 0 if span.score > 0 else 1
-        for a, b in pmap.line_segments(span.start, span.end):
-            pieces.append((a, b, kind, 1 << level(span.score, max_abs)))
+        for start, end in _places(expl, span, pmap.text):
+            for a, b in pmap.line_segments(start, end):
+                pieces.append((a, b, kind, 1 << level(span.score, max_abs)))
     data: list[int] = []
     prev_line = prev_col = 0
     last_end = -1
@@ -182,9 +231,15 @@ def inlay_hints(
 
 
 def code_lenses(
-    uri: str, expl: Explanation | None, pmap: PositionMap, body_start: int, state: str
+    uri: str,
+    expl: Explanation | None,
+    pmap: PositionMap,
+    body_start: int,
+    state: str,
+    foils: Sequence[str] = (),
 ) -> list[types.CodeLens]:
-    """On the prompt's first line: what is explained (or the state) and the commands."""
+    """On the prompt's first line: what is explained (or the state) and the commands; with
+    `foils` (the model's own alternatives to the answer), a "why not …?" lens for each."""
     line = pmap.line_of(body_start)
     where = types.Range(
         start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)
@@ -194,15 +249,22 @@ def code_lenses(
             f"promptxray: {nl.stage_tag(expl)}{expl.target.text!r} "
             f"P={nl.format_prob(expl.target.prob)} · {expl.method} · {expl.wall_time_s:.1f}s"
         )
+        if expl.foil is not None:
+            title += f" · rather than {expl.foil.text!r} P={nl.format_prob(expl.foil.prob)}"
     else:
         title = f"promptxray: {state}"
-    commands = [
-        (title, "promptxray.explain"),
-        ("Re-explain", "promptxray.explain"),
-        ("Explain with…", "promptxray.explainWith"),
-        ("Set target…", "promptxray.setTarget"),
+    commands: list[tuple[str, str, list[object]]] = [
+        (title, "promptxray.explain", [uri]),
+        ("Re-explain", "promptxray.explain", [uri]),
+        ("Explain with…", "promptxray.explainWith", [uri]),
+        ("Set target…", "promptxray.setTarget", [uri]),
     ]
+    if expl is not None:
+        shown = expl.foil.text if expl.foil else None
+        commands += [(f"why not {f!r}?", WHY_NOT, [uri, f]) for f in foils if f != shown]
+        if shown is not None:
+            commands.append(("drop the foil", WHY_NOT, [uri, None]))
     return [
-        types.CodeLens(range=where, command=types.Command(title=t, command=c, arguments=[uri]))
-        for t, c in commands
+        types.CodeLens(range=where, command=types.Command(title=t, command=c, arguments=a))
+        for t, c, a in commands
     ]

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from promptxray.server.server import PromptXrayServer
 
 log = logging.getLogger(__name__)
-OVERRIDABLE = ("method", "target", "granularity")  # what a document may set for itself
+# what a document may set for itself (foil: "why the answer rather than this?")
+OVERRIDABLE = ("method", "target", "granularity", "foil")
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Doc:
     pmap: PositionMap | None = None
     body_start: int = 0  # from the latest explanation (where code lenses and errors go)
     status: str = "waiting"  # waiting, explaining, ready, error
+    saved_text: str | None = None  # the text when last opened or saved (diffWithSaved)
+    saved: Explanation | None = None  # the final explanation of `saved_text`, once shown
 
     def cancel(self) -> None:
         if self.timer and not self.timer.done():
@@ -87,7 +90,13 @@ class Documents:
         """didOpen / didChange / didSave: explain now, later (debounced) or not at all."""
         if not self.is_prompt(uri):
             return
-        self.docs.setdefault(uri, Doc(uri))
+        doc = self.docs.setdefault(uri, Doc(uri))
+        if kind in ("open", "save"):
+            current = self.ls.workspace.text_documents.get(uri)
+            if current is not None and current.source != doc.saved_text:
+                doc.saved_text, doc.saved = current.source, None
+                if doc.text == current.source and doc.status == "ready" and doc.result:
+                    doc.saved = doc.result.explanation  # already explained (final)
         trigger = self.ls.settings.trigger
         if kind == "change" and trigger == "onChange":
             self.schedule(uri, self.ls.settings.debounceMs)
@@ -144,6 +153,7 @@ class Documents:
             self_explain=s.selfExplain,
             lang=s.language,
             backend_options=s.backend_options(),
+            foil=merged.get("foil"),
         )
 
     async def run(self, uri: str, overrides: dict[str, Any] | None = None) -> JobResult | None:
@@ -166,7 +176,12 @@ class Documents:
             try:
                 result = await self.ls.reporter.run(job, self.ls.engine.submit)
             except JobCancelled:
-                log.info("superseded: %s (version %s)", uri, job.version)
+                log.info("superseded or cancelled: %s (version %s)", uri, job.version)
+                if doc.latest is job:  # cancelled by the user, no newer job: restate the state
+                    if doc.result is not None:
+                        self.ls.reporter.finished(uri, doc.result)
+                    else:
+                        self.ls.reporter.status(uri, "ready", 0, 0)
                 return None
             finally:
                 if doc.job is job:
@@ -180,11 +195,14 @@ class Documents:
         self.ls.reporter.finished(uri, result)  # after the diagnostics: "ready" means shown
         return result  # stale results are returned to the caller but never shown
 
-    async def run_aside(self, uri: str, overrides: dict[str, Any]) -> JobResult | None:
-        """Explain the current text with `overrides` on top of the document's own, without
-        changing what the document shows or its overrides (compareMethods)."""
+    async def run_aside(
+        self, uri: str, overrides: dict[str, Any], text: str | None = None
+    ) -> JobResult | None:
+        """Explain the current text (or `text`) with `overrides` on top of the document's own,
+        without changing what the document shows or its overrides (compareMethods)."""
         doc = self.docs[uri]
-        text = self.require(uri).source
+        current = self.require(uri).source
+        text = current if text is None else text
         job = Job(uri, None, self.request_for(uri, text, {**doc.overrides, **overrides}))
         result = self.ls.engine.cached(job)
         if result is None:
@@ -211,6 +229,8 @@ class Documents:
         doc.result, doc.text, doc.pmap = result, text, PositionMap(text)
         if result.explanation is not None:
             doc.body_start = result.explanation.body_start
+            if status is None and text == doc.saved_text:  # final: the saved version's
+                doc.saved = result.explanation
         doc.status = status or ("error" if result.error else "ready")
         self.ls.publisher.publish(doc)
 

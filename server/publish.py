@@ -10,6 +10,7 @@ from lsprotocol import types
 from promptxray.explainers.backends.vllm_backend import EngineError
 from promptxray.explainers.errors import ContextLengthError, ModelLoadError, PromptXrayError
 from promptxray.server import convert
+from promptxray.server.checks import check_diagnostics
 from promptxray.server.documents import Doc
 from promptxray.server.positions import PositionMap
 
@@ -38,13 +39,15 @@ class Publisher:
             assert result.explanation is not None
             self.reported.clear()
             s = self.ls.settings
-            diagnostics = convert.driver_diagnostics(
+            diagnostics = convert.result_diagnostics(
                 result.explanation, pmap, s.language, s.unnecessaryThreshold
             )
             if result.lines is not None:
                 diagnostics += convert.unnecessary_diagnostics(
                     result.lines, pmap, s.unnecessaryThreshold, s.language
                 )
+        # the prompt's own `checks:`: an Error on each invalid or failing assertion's line
+        diagnostics += check_diagnostics(doc.uri, doc.text, result.explanation, pmap)
         self.diagnostics(doc.uri, diagnostics)
         self.refresh()
 
@@ -110,7 +113,8 @@ class Publisher:
         shown = self.ls.documents.shown(uri)
         pmap = shown.pmap if shown else PositionMap(current.source)
         expl = shown.expl if shown else None
-        return convert.code_lenses(uri, expl, pmap, doc.body_start, doc.status)
+        foils = shown.doc.result.foils if shown and shown.doc.result else []
+        return convert.code_lenses(uri, expl, pmap, doc.body_start, doc.status, foils)
 
     def hover(self, uri: str, position: types.Position) -> types.Hover | None:
         hit = self.ls.documents.span_at(uri, position)

@@ -69,6 +69,7 @@ class Job:
             r.path,
             r.method,
             r.target,
+            r.foil,
             r.granularity,
             r.model,
             r.backend,
@@ -89,6 +90,8 @@ class JobResult:
     lines: Explanation | None = None  # line-level removal effects, for the no-effect hints
     error: PromptXrayError | None = None
     seconds: float = 0.0
+    # the model's own likely alternatives to the answer's first token ("why not …?" foils)
+    foils: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -177,10 +180,11 @@ class Engine:
         progress = self._progress(job)
         backend = self._backend(job, progress)
         main = self._stages(job, backend, progress)
+        foils = _foils(job.request, backend, main)
         if main.method == "occlusion" and main.granularity == "line":
-            return JobResult(explanation=main, lines=main)
+            return JobResult(explanation=main, lines=main, foils=foils)
         if main.hierarchy is not None:
-            return JobResult(explanation=main, lines=line_level(main))
+            return JobResult(explanation=main, lines=line_level(main), foils=foils)
         lines_request = ExplainRequest(
             text=job.request.text,
             path=job.request.path,
@@ -192,9 +196,10 @@ class Engine:
             backend_options=job.request.backend_options,
             target_ids=[t.token_id for t in main.target.tokens],
             faithfulness=False,  # only for the "no measurable effect" hints
+            foil=job.request.foil,  # the same contrast as the main explanation
         )
         lines = explain(lines_request, backend=backend, progress=progress)
-        return JobResult(explanation=main, lines=lines)
+        return JobResult(explanation=main, lines=lines, foils=foils)
 
     def _stages(self, job: Job, backend: Any, progress: Progress) -> Explanation:
         """The job's explanation; an anytime one hands its earlier stages to `job.on_stage`."""
@@ -219,6 +224,17 @@ class Engine:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _foils(request: ExplainRequest, backend: Any, expl: Explanation) -> list[str]:
+    """The "why not …?" foils offered for an explanation (none where the backend cannot rank
+    next tokens)."""
+    from promptxray.explainers.contrast import request_foil_candidates
+
+    try:
+        return request_foil_candidates(backend, request, [t.token_id for t in expl.target.tokens])
+    except (PromptXrayError, NotImplementedError):
+        return []
+
+
 def line_level(expl: Explanation) -> Explanation:
     """The line pass of a hierarchical (granularity "auto") explanation as a line-level
     removal explanation, for the "no measurable effect" hints, without a second run."""
@@ -235,7 +251,7 @@ def line_level(expl: Explanation) -> Explanation:
         granularity="line",
         spans=spans,
         score_kind="removal",
-        ablated_logprob=[expl.target.logprob - s.score for s in spans],
+        ablated_logprob=None if expl.foil else [expl.target.logprob - s.score for s in spans],
         hierarchy=None,
         faithfulness=None,
         metrics={},

@@ -175,6 +175,12 @@ async def cmd_set_target(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
     return await ls.commands.set_target(args)
 
 
+@command("promptxray.whyNot")
+async def cmd_why_not(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
+    """Args: uri, foil text: why the answer rather than it (null or "" drops the foil)."""
+    return await ls.commands.why_not(args)
+
+
 @command("promptxray.compareMethods")
 async def cmd_compare(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
     """Args: uri, optional list of two or more methods; returns their rank agreement."""
@@ -185,6 +191,12 @@ async def cmd_compare(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
 async def cmd_show_report(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
     """Args: uri; the full report of the document's explanation (the hover's link)."""
     return await ls.commands.show_report(args)
+
+
+@command("promptxray.diffWithSaved")
+async def cmd_diff_with_saved(ls: PromptXrayServer, *args: Any) -> dict[str, Any]:
+    """Args: uri; what the edits since the last save changed (Markdown, text and JSON)."""
+    return await ls.commands.diff_with_saved(args)
 
 
 @feature(EXPLANATION_REQUEST)

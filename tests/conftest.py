@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ STORIES = Path(os.environ.get("PROMPTXRAY_STORIES", REPO / "tests" / "models" / 
 GOOD_FILES = sorted(
     p for p in DATA.iterdir() if p.is_file() and not p.name.startswith(("broken", "missing"))
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_score_cache_left_behind() -> Iterator[None]:
+    """The in-process language server (and `diff`) turn on the score cache of the session's
+    shared backends: turn it off after every test, so tests that count the sequences a method
+    scores see every one of them scored."""
+    yield
+    from promptxray.explainers.backends import _CACHE
+
+    for backend in _CACHE.values():
+        backend.score_cache = None
 
 
 @pytest.fixture(scope="session")

@@ -264,6 +264,14 @@ class Backend(ABC):
         """Estimated peak bytes one row of a forward needs (backends refine this)."""
         return 64 * 1024 * width
 
+    def top_tokens(self, ids: Sequence[int], positions: Sequence[int], k: int) -> list[list[int]]:
+        """The k most likely next tokens after each of `positions` of one sequence (best
+        first), from one forward (backends exposing logits: torch, onnx; vllm has its own)."""
+        from promptxray.explainers.methods.counterfactual import logits_at
+
+        logits = logits_at(self, ids, positions)
+        return [[int(t) for t in np.argsort(-row, kind="stable")[:k]] for row in logits]
+
     @abstractmethod
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
         """Log-probs [B, T] of `target` read from the last T positions of a padded batch."""

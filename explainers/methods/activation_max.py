@@ -168,6 +168,7 @@ def nearest_tokens(model: Any, embeds: torch.Tensor, banned: set[int]) -> list[i
     "what excites one neuron: its activation on each prompt token, and the input that "
     "maximises it (gradient ascent on embeddings, projected to tokens)",
     needs_gradients=True,
+    contrastive=False,
     score_kind="activation",
 )
 def activation_max(ctx: MethodContext) -> MethodResult:

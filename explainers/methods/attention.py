@@ -43,6 +43,7 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     "attention",
     "last-layer attention from the answer's positions to each prompt token, averaged over heads",
     needs_attentions=True,
+    contrastive=False,
     score_kind="salience",
 )
 @degrades_to_lines("attention")

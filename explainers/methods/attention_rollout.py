@@ -65,6 +65,7 @@ def rollout_rows(
     "attention_rollout",
     "attention rolled out through every layer (residuals included) from the answer's positions",
     needs_attentions=True,
+    contrastive=False,
     score_kind="salience",
 )
 @degrades_to_lines("attention_rollout")

@@ -70,7 +70,7 @@ def _logits_runner(backend: Backend) -> Callable[[PaddedBatch, Any], np.ndarray]
 
 def _served(backend: Backend) -> Any:
     """A served engine's own next-token primitives (the vllm backend), or None."""
-    return backend if callable(getattr(backend, "top_tokens", None)) else None
+    return backend if callable(getattr(backend, "next_token_choice", None)) else None
 
 
 def next_token_choice(
@@ -297,7 +297,7 @@ def counterfactual(ctx: MethodContext) -> MethodResult:
         counterfactuals=Counterfactuals.from_dict(
             {
                 "found": found,
-                "original_target_prob": float(np.exp(ctx.base_score)),
+                "original_target_prob": float(np.exp(ctx.target_logprob)),
                 "ranked_units": ranked,
                 "rejected_on_verification": rejected,
             }

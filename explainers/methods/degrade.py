@@ -36,9 +36,7 @@ def line_occlusion(ctx: MethodContext, error: MemoryLimitError, method: str) -> 
     """Leave-one-out over the prompt's lines, spread over their tokens, with the reason."""
     lines = group_units(source_of(ctx), ctx.input.tokens, "line")
     variants = [ctx.ids_without(unit) for unit in lines]
-    ablated = ctx.backend.target_logprobs(
-        variants, ctx.target_ids, ctx.progress, reference=ctx.input.ids
-    ).sum(axis=1)
+    ablated = ctx.score_variants(variants)
     line_scores = ctx.base_score - ablated
     token_scores = np.zeros(ctx.n_tokens)
     for unit, score in zip(lines, line_scores, strict=True):

@@ -15,7 +15,12 @@ import torch
 from promptxray.explainers.backends.memory import gradient_plan
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.errors import InvalidRequestError
-from promptxray.explainers.gradients import full_embeddings, torch_backend
+from promptxray.explainers.gradients import (
+    objective,
+    prompt_embeddings,
+    torch_backend,
+    value_and_grad,
+)
 from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
 
@@ -50,18 +55,17 @@ def path_gradients(
     (memory.gradient_plan; on long prompts one, checkpointed when even one would not fit)."""
     backend = torch_backend(ctx)
     delta = embeds - base
-    by_tokens = max(1, backend.max_batch_tokens // (2 * embeds.shape[0]))
-    plan = gradient_plan(
-        backend.model, int(embeds.shape[0]), len(ctx.target_ids), by_tokens, "integrated gradients"
-    )
+    tail = max(len(ids) for ids in (ctx.target_ids, ctx.foil_ids or [])) - 1
+    width = int(embeds.shape[0]) + tail  # prompt + the longer of target[:-1] and foil[:-1]
+    by_tokens = max(1, backend.max_batch_tokens // (2 * width))
+    longest = max(len(ctx.target_ids), len(ctx.foil_ids or []))
+    plan = gradient_plan(backend.model, width, longest, by_tokens, "integrated gradients")
     per_batch = plan.rows
     values, terms = [], []
     for lo in range(0, len(alphas), per_batch):
         a = torch.tensor(alphas[lo : lo + per_batch], dtype=embeds.dtype).view(-1, 1, 1)
-        points = (base + a * delta).requires_grad_(True)
-        score = backend.logprobs_from_embeds(points, ctx.target_ids, plan.checkpoint).sum(dim=1)
-        (grad,) = torch.autograd.grad(score.sum(), points)
-        values.append(score.detach().double().numpy())
+        score, grad = value_and_grad(ctx, base + a * delta, plan.checkpoint)
+        values.append(score.numpy())
         terms.append((grad * delta).sum(dim=-1).double().numpy())
     return np.concatenate(values), np.concatenate(terms)
 
@@ -133,10 +137,10 @@ def integrated_gradients(ctx: MethodContext) -> MethodResult:
         raise InvalidRequestError(
             f"integrated_gradients takes quadrature in {QUADRATURES} and baseline in {BASELINES}"
         )
-    embeds = full_embeddings(ctx)
+    embeds = prompt_embeddings(ctx)
     base = baseline_embeddings(ctx, embeds, baseline)
     with torch.no_grad():
-        f_base = float(torch_backend(ctx).logprobs_from_embeds(base[None], ctx.target_ids).sum())
+        f_base = float(objective(ctx, base[None]).sum())
     delta_f = ctx.base_score - f_base
     positions = ctx.input.positions
     while True:

@@ -14,9 +14,7 @@ from promptxray.explainers.registry import MethodResult, register
 )
 def occlusion(ctx: MethodContext) -> MethodResult:
     variants = [ctx.ids_without(unit) for unit in ctx.units]
-    ablated = ctx.backend.target_logprobs(
-        variants, ctx.target_ids, ctx.progress, reference=ctx.input.ids
-    ).sum(axis=1)
+    ablated = ctx.score_variants(variants)
     return MethodResult(
         unit_scores=ctx.base_score - ablated,
         ablated_logprob=[float(x) for x in ablated],

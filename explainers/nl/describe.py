@@ -116,6 +116,17 @@ def _span_effect(expl: Explanation, index: int, lang: str, threshold: float) -> 
             rank=rank, value=format_value(abs(value)), threshold=format_value(threshold)
         )
     way = t["raises"] if value > 0 else t["lowers"]
+    if expl.foil is not None and expl.score_kind in IN_NATS:  # about log P(target) − log P(foil)
+        key = "span_removal_contrast" if expl.score_kind == "removal" else "span_estimate_contrast"
+        return t[key].format(
+            rank=rank,
+            method=expl.method,
+            unit=unit,
+            way=way,
+            target=target,
+            foil=_brief(t, expl.foil.text),
+            value=format_value(abs(value)),
+        )
     if expl.score_kind == "removal":
         after = expl.ablated_prob(index)
         if after is not None:
@@ -188,6 +199,13 @@ def summary(
     head = t["sum_target"].format(
         target=_brief(t, expl.target.text), prob=format_prob(expl.target.prob)
     )
+    if expl.foil is not None:  # why the target rather than the foil
+        head = t["sum_contrast"].format(
+            target=_brief(t, expl.target.text),
+            prob=format_prob(expl.target.prob),
+            foil=_brief(t, expl.foil.text),
+            foil_prob=format_prob(expl.foil.prob),
+        )
     sep = t["list_sep"]
     if expl.score_kind == "salience":
         ranked = sorted(spans, key=lambda p: (-abs(score(p[1])), p[1].start))[:top]
@@ -275,6 +293,9 @@ def describe_facts(
     against = sorted((s for s in effective if score(s) < 0), key=lambda s: (score(s), s.start))
     named = [s for s in silent if s.text.strip()][:MAX_NO_EFFECT_NAMED]
     bins = expl.faithfulness.bins if expl.faithfulness else None
+    metrics = stated_metrics(expl.metrics)
+    if expl.foil is not None:  # exp of a difference of log-probabilities is no probability
+        metrics = {k: v for k, v in metrics.items() if FIGURES.get(k) not in ("prob", "p")}
     return {
         "method": expl.method,
         "family": _family(expl),
@@ -292,7 +313,10 @@ def describe_facts(
             "named": [_span_fact(s) for s in named],
         },
         "max_abs_score": max_abs,
-        "metrics": stated_metrics(expl.metrics),
+        "metrics": metrics,
+        "foil_text": None if expl.foil is None else expl.foil.text,
+        "foil_prob": None if expl.foil is None else expl.foil.prob,
+        "contrast": expl.contrast,
         "aopc_bins": list(bins) if bins else None,
         "auto_tried": len(expl.auto.candidates) if expl.auto else None,
     }
@@ -306,6 +330,8 @@ def _items(t: dict[str, str], facts: dict[str, Any], spans: list[dict[str, Any]]
         span = _quote(t, s["text"])
         if facts["family"] == "removal":
             key = ("removal_pos" if s["score"] > 0 else "removal_neg") + more
+            if facts["contrast"] is not None:
+                key += "_contrast"
             parts.append(t[key].format(span=span, value=format_value(abs(s["score"]))))
         else:
             value = format_signed(s["score"])
@@ -343,6 +369,16 @@ def describe(
             granularity=facts["granularity"],
         )
     ]
+    if facts["contrast"] is not None:  # why the answer rather than the foil
+        lines.append(
+            t["contrast"].format(
+                target=_quote(t, facts["target_text"]),
+                prob=format_prob(facts["target_prob"]),
+                foil=_quote(t, facts["foil_text"]),
+                foil_prob=format_prob(facts["foil_prob"]),
+                value=format_value(facts["contrast"]),
+            )
+        )
     if expl.degraded:
         lines.insert(0, t["degraded"].format(reason=expl.degraded))
     if facts["auto_tried"] is not None and expl.auto is not None:
@@ -358,9 +394,12 @@ def describe(
         if unsigned:
             lines.append(t["unsigned"].format(method=facts["method"]))
         elif against:
-            lines.append(t["against"].format(items=_items(t, facts, against)))
+            key = "against" if facts["contrast"] is None else "against_contrast"
+            foil = _quote(t, facts["foil_text"] or "")
+            lines.append(t[key].format(items=_items(t, facts, against), foil=foil))
         else:
-            lines.append(t["no_against"])
+            key = "no_against" if facts["contrast"] is None else "no_against_contrast"
+            lines.append(t[key].format(foil=_quote(t, facts["foil_text"] or "")))
         if facts["family"] != "removal":
             lines.append(t["score_note"].format(method=facts["method"]))
         if ne["count"]:

@@ -8,6 +8,29 @@ LANGUAGES: tuple[str, ...] = ("en", "zh")
 TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "quote": '"{text}"',
+        # contrastive explanations (a foil): scores are about log P(answer) − log P(foil)
+        "contrast": (
+            "Why {target} rather than {foil}: P {prob} against {foil_prob}, "
+            "log P({target}) − log P({foil}) = {value} nats; every score below is an effect "
+            "on that difference (positive: favours the answer over the foil)."
+        ),
+        "sum_contrast": "The answer {target} (P {prob}) rather than {foil} (P {foil_prob})",
+        "removal_pos_contrast": (
+            "removing {span} lowers the answer's log-probability lead over the foil by {value}"
+        ),
+        "removal_neg_contrast": (
+            "removing {span} raises the answer's log-probability lead over the foil by {value}"
+        ),
+        "removal_pos_more_contrast": "removing {span} lowers it by {value}",
+        "removal_neg_more_contrast": "removing {span} raises it by {value}",
+        "against_contrast": "Favouring {foil} over the answer: {items}.",
+        "no_against_contrast": "No part of the prompt measurably favours {foil} over the answer.",
+        "span_removal_contrast": (
+            "{rank} · removing this {unit} {way} log P({target}) − log P({foil}) by {value} nats"
+        ),
+        "span_estimate_contrast": (
+            "{rank} · by {method}, this {unit} {way} log P({target}) − log P({foil}) by {value}"
+        ),
         "sep": "; ",
         "list_sep": ", ",
         "target": (
@@ -175,11 +198,34 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "units_token": "tokens",
         "units_word": "words",
         "units_line": "lines",
+        "units_sentence": "sentences",
+        "units_section": "sections",
+        "units_message": "messages",
+        "units_example": "parts (examples and the text around them)",
+        "units_variable": "parts (variables and the text around them)",
         "units_auto": "parts",
         "se_short": "The model's own account: {supported} of {checked} named parts supported.",
     },
     "zh": {
         "quote": "“{text}”",
+        "contrast": (
+            "为什么是{target}而不是{foil}：P {prob} 对 {foil_prob}，"
+            "log P({target}) − log P({foil}) = {value} nats；以下每个得分都是对这一差值的影响"
+            "（正：偏向回答而非备选）。"
+        ),
+        "sum_contrast": "回答{target}（P {prob}）而不是{foil}（P {foil_prob}）",
+        "removal_pos_contrast": "删去{span}使回答相对备选的对数概率优势降低 {value}",
+        "removal_neg_contrast": "删去{span}使回答相对备选的对数概率优势升高 {value}",
+        "removal_pos_more_contrast": "删去{span}使其降低 {value}",
+        "removal_neg_more_contrast": "删去{span}使其升高 {value}",
+        "against_contrast": "偏向{foil}而非回答的部分：{items}。",
+        "no_against_contrast": "提示中没有任何部分可测地偏向{foil}而非回答。",
+        "span_removal_contrast": (
+            "{rank} · 去掉这一{unit}使 log P({target}) − log P({foil}) {way} {value} nats"
+        ),
+        "span_estimate_contrast": (
+            "{rank} · 按 {method}，这一{unit}使 log P({target}) − log P({foil}) {way} {value}"
+        ),
         "sep": "；",
         "list_sep": "、",
         "target": (
@@ -303,6 +349,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "units_token": "个部分",
         "units_word": "个部分",
         "units_line": "个部分",
+        "units_sentence": "个部分",
+        "units_section": "个部分",
+        "units_message": "个部分",
+        "units_example": "个部分",
+        "units_variable": "个部分",
         "units_auto": "个部分",
         "se_short": "模型自己的说法：点名的 {checked} 个部分中有 {supported} 个有依据。",
     },

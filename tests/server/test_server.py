@@ -94,6 +94,25 @@ def test_shutdown_cancels_the_running_job_and_stops_the_worker(tmp_path: Path):
     run(scenario)
 
 
+def test_a_job_the_user_cancels_ends_with_a_final_status(tmp_path: Path):
+    """A client's status bar must not stay on "explaining" after the user stops a job: the
+    server restates the document's state (the last result, or ready with nothing shown)."""
+
+    async def scenario() -> None:
+        wire = await started(granularity="token", faithfulness=False)
+        uri = wire.open(tmp_path / "long.prompt", "Once upon a time there was a girl. " * 40)
+        await wire.wait_for(lambda: any(s["stage"] == "attribute" for s in wire.statuses(uri)))
+        tokens = [p["token"] for p in wire.params("window/workDoneProgress/create")]
+        assert tokens
+        wire.notify("window/workDoneProgress/cancel", {"token": tokens[-1]})
+        await wire.wait_for(lambda: wire.statuses(uri)[-1]["stage"] in ("ready", "error"))
+        assert wire.statuses(uri)[-1] == {"uri": uri, "stage": "ready", "done": 0, "total": 0}
+        assert wire.ls.documents.shown(uri) is None  # nothing half-done is shown
+        await wire.request("shutdown")
+
+    run(scenario)
+
+
 def test_status_notifications_carry_a_machine_readable_stage(tmp_path: Path):
     async def scenario() -> None:
         wire = await started()
