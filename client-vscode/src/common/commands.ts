@@ -1,10 +1,29 @@
-/**
- * Interception of the server's code-lens commands: `promptxray.explainWith` without a method
- * asks for one (QuickPick), `promptxray.setTarget` without a target asks for one (InputBox).
- * The UI is passed in, so this runs in tests without VS Code.
- */
+/** The commands' logic without VS Code: method picker items, code-lens arguments, results. */
 
-import { METHODS, SERVER_COMMANDS } from './constants';
+import { SERVER_COMMANDS } from './constants';
+import { choiceDescriptions, choices } from './manifest';
+
+/** The attribution methods (package.json's `promptxray.method` enum: the server's registry). */
+export const METHODS: readonly string[] = choices('method');
+
+/** One entry of the method picker. */
+export interface MethodItem {
+  label: string;
+  description?: string;
+  detail: string;
+  picked: boolean;
+}
+
+/** The method picker's entries: every method with its registry summary, the setting's marked. */
+export function methodItems(current: string, preselected: readonly string[] = []): MethodItem[] {
+  const details = choiceDescriptions('method');
+  return METHODS.map((method) => ({
+    label: method,
+    description: method === current ? '(setting)' : undefined,
+    detail: details[method],
+    picked: preselected.includes(method),
+  }));
+}
 
 export interface AskUser {
   /** The chosen method, or undefined when the user dismissed the pick. */
@@ -42,11 +61,12 @@ export function targetArgument(text: string): string | null {
 }
 
 /** Check a multi-select of methods for Compare methods: at least two, all known. */
-export function validateComparison(methods: readonly string[]): string | undefined {
-  if (methods.length < 2) {
+export function validateComparison(picked: readonly string[]): string | undefined {
+  if (picked.length < 2) {
     return 'Pick at least two methods to compare.';
   }
-  const unknown = methods.filter((m) => !(METHODS as readonly string[]).includes(m));
+  const known = new Set(METHODS);
+  const unknown = picked.filter((m) => !known.has(m));
   return unknown.length ? `Unknown method(s): ${unknown.join(', ')}` : undefined;
 }
 
@@ -76,4 +96,11 @@ export function formatComparison(result: {
     lines.push(`${pair.methods.join(' vs ')}: Spearman ${rho}, top-5 overlap ${top}`);
   }
   return lines.join('\n');
+}
+
+/** The Markdown document of the server's diffWithSaved result, or undefined when it has none
+ * (an error or a superseded run). */
+export function diffDocument(result: unknown): string | undefined {
+  const markdown = (result as { markdown?: unknown } | null | undefined)?.markdown;
+  return typeof markdown === 'string' && markdown ? markdown : undefined;
 }

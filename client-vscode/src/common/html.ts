@@ -1,18 +1,15 @@
-/**
- * "Show explanation as HTML": the CLI command line, and the page made safe for a webview
- * (a restrictive Content-Security-Policy, no scripts).
- */
+/** The HTML view's logic: the CLI command line, and the page made safe for a webview. */
 
-import { ClientSettings, DEFAULTS } from './settings';
+import { DEFAULTS, Settings } from './settings';
 
 type BackendSettings = Pick<
-  ClientSettings,
+  Settings,
   'endpoint' | 'servedModel' | 'concurrency' | 'requestTimeoutSeconds' | 'device' | 'dtype'
 >;
 
 /** Arguments after the interpreter: `-m promptxray.cli explain FILE --format html -o OUT`. */
 export function htmlCliArgs(
-  settings: Pick<ClientSettings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'> &
+  settings: Pick<Settings, 'model' | 'backend' | 'method' | 'granularity' | 'maxNewTokens'> &
     Partial<BackendSettings>,
   file: string,
   out: string,

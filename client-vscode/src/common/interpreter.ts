@@ -1,7 +1,4 @@
-/**
- * Which Python runs the server: the `promptxray.python` setting, else the Python extension's
- * active interpreter, else `python3` (`python` on Windows). Pure functions of plain inputs.
- */
+/** Which Python runs the server (setting, Python extension, default): pure functions. */
 
 /** A command line: the program, then arguments that always come first (e.g. `conda run ...`). */
 export interface Interpreter {

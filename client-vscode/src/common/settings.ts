@@ -1,10 +1,18 @@
-/**
- * Settings: read from a `WorkspaceConfiguration`-like object (only its `inspect()` is used, so
- * tests pass plain objects), filtered for untrusted workspaces, and turned into the flat
- * object the server reads as `initializationOptions` and `workspace/didChangeConfiguration`.
- */
+/** The settings in effect (workspace trust applied) and the server's settings object. */
 
-import { RESTART_KEYS, RESTRICTED_KEYS } from './constants';
+import { RESTART_KEYS } from './constants';
+import { DEFAULTS, isFreeText, RESTRICTED_KEYS, SETTING_KEYS, SettingKey, Settings } from './manifest';
+
+export { DEFAULTS, SETTING_KEYS };
+export type { Settings };
+
+/** Settings of the client alone (the interpreter that runs the server): never sent to it. */
+export const CLIENT_ONLY_KEYS = ['python'] as const satisfies readonly SettingKey[];
+/** The server's settings object (server/settings.py): every other setting. */
+export type ServerSettings = Omit<Settings, (typeof CLIENT_ONLY_KEYS)[number]>;
+const SERVER_KEYS = SETTING_KEYS.filter(
+  (key): key is keyof ServerSettings => !(CLIENT_ONLY_KEYS as readonly string[]).includes(key),
+);
 
 /** What `WorkspaceConfiguration.inspect(key)` returns (the fields this module uses). */
 export interface Inspected<T = unknown> {
@@ -19,79 +27,6 @@ export interface Inspected<T = unknown> {
 export interface ConfigSource {
   inspect<T>(key: string): Inspected<T> | undefined;
 }
-
-/** The extension's settings as read (before conversion for the server). */
-export interface ClientSettings {
-  python: string | null;
-  model: string | null;
-  backend: string;
-  method: string;
-  granularity: string;
-  maxNewTokens: number;
-  trigger: string;
-  debounceMs: number;
-  unnecessaryThreshold: number;
-  inlayHints: boolean;
-  faithfulness: boolean;
-  autoBudgetSeconds: number;
-  language: string;
-  selfExplain: boolean;
-  endpoint: string | null;
-  servedModel: string | null;
-  concurrency: number;
-  requestTimeoutSeconds: number;
-  device: string;
-  dtype: string;
-}
-
-/** The server's settings object (server/settings.py): a flat object, keys it knows only. */
-export interface ServerSettings {
-  model: string | null;
-  backend: string;
-  method: string;
-  granularity: string;
-  maxNewTokens: number;
-  trigger: string;
-  debounceMs: number;
-  unnecessaryThreshold: number;
-  inlayHints: boolean;
-  faithfulness: boolean;
-  autoBudgetSeconds: number;
-  language: string;
-  selfExplain: boolean;
-  endpoint: string | null;
-  servedModel: string | null;
-  concurrency: number;
-  requestTimeoutSeconds: number;
-  device: string;
-  dtype: string;
-}
-
-/** Defaults, the same as package.json's and the server's. */
-export const DEFAULTS: ClientSettings = {
-  python: null,
-  model: null,
-  backend: 'torch',
-  method: 'occlusion',
-  granularity: 'auto',
-  maxNewTokens: 8,
-  trigger: 'onChange',
-  debounceMs: 600,
-  unnecessaryThreshold: 0.05,
-  inlayHints: false,
-  faithfulness: true,
-  autoBudgetSeconds: 5,
-  language: 'en',
-  selfExplain: false,
-  endpoint: null,
-  servedModel: null,
-  concurrency: 16,
-  requestTimeoutSeconds: 120,
-  device: 'auto',
-  dtype: 'auto',
-};
-
-export const SETTING_KEYS = Object.keys(DEFAULTS) as (keyof ClientSettings)[];
 
 const isRestricted = (key: string): boolean => (RESTRICTED_KEYS as readonly string[]).includes(key);
 
@@ -137,73 +72,44 @@ export function optionalString(value: unknown): string | null {
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
 }
 
+/**
+ * One setting's value as used: missing means the default; free text is trimmed, empty being
+ * null; an empty enum value is the default. Numbers, booleans and enum values pass through
+ * unchanged (the server validates them and warns once about a bad value).
+ */
+function normalise(key: SettingKey, value: unknown): unknown {
+  if (value === undefined) {
+    return DEFAULTS[key];
+  }
+  if (isFreeText(key)) {
+    return optionalString(value);
+  }
+  if (typeof DEFAULTS[key] === 'string') {
+    return optionalString(value) ?? DEFAULTS[key];
+  }
+  return value;
+}
+
 /** Read every setting, honouring workspace trust. Missing values take the defaults. */
-export function readSettings(config: ConfigSource, trusted: boolean): ClientSettings {
-  const get = <K extends keyof ClientSettings>(key: K): unknown => {
-    const value = effectiveValue(key, config.inspect(key), trusted);
-    return value === undefined ? DEFAULTS[key] : value;
-  };
-  return {
-    python: optionalString(get('python')),
-    model: optionalString(get('model')),
-    backend: get('backend') as string,
-    method: get('method') as string,
-    granularity: get('granularity') as string,
-    maxNewTokens: get('maxNewTokens') as number,
-    trigger: get('trigger') as string,
-    debounceMs: get('debounceMs') as number,
-    unnecessaryThreshold: get('unnecessaryThreshold') as number,
-    inlayHints: get('inlayHints') as boolean,
-    faithfulness: get('faithfulness') as boolean,
-    autoBudgetSeconds: get('autoBudgetSeconds') as number,
-    language: get('language') as string,
-    selfExplain: get('selfExplain') as boolean,
-    endpoint: optionalString(get('endpoint')),
-    servedModel: optionalString(get('servedModel')),
-    concurrency: get('concurrency') as number,
-    requestTimeoutSeconds: get('requestTimeoutSeconds') as number,
-    device: get('device') as string,
-    dtype: get('dtype') as string,
-  };
+export function readSettings(config: ConfigSource, trusted: boolean): Settings {
+  const entries = SETTING_KEYS.map((key) => [key, normalise(key, effectiveValue(key, config.inspect(key), trusted))]);
+  return Object.fromEntries(entries) as Settings;
 }
 
 /**
  * The server's settings object: `initializationOptions` at start, and (under `promptxray`)
- * the `workspace/didChangeConfiguration` payload. Empty strings become null; numbers, booleans
- * and enum values pass through unchanged (the server validates them and warns once about a bad
- * value). Client-only keys (`python`) are left out, so the server never warns about them.
+ * the `workspace/didChangeConfiguration` payload. Client-only keys (`python`) are left out, so
+ * the server never warns about them.
  */
-export function toServerSettings(settings: Partial<ClientSettings>): ServerSettings {
-  const pick = <K extends keyof ServerSettings>(key: K): ClientSettings[K] =>
-    (settings[key] === undefined ? DEFAULTS[key] : settings[key]);
-  return {
-    model: optionalString(settings.model),
-    backend: optionalString(pick('backend')) ?? DEFAULTS.backend,
-    method: optionalString(pick('method')) ?? DEFAULTS.method,
-    granularity: optionalString(pick('granularity')) ?? DEFAULTS.granularity,
-    maxNewTokens: pick('maxNewTokens'),
-    trigger: optionalString(pick('trigger')) ?? DEFAULTS.trigger,
-    debounceMs: pick('debounceMs'),
-    unnecessaryThreshold: pick('unnecessaryThreshold'),
-    inlayHints: pick('inlayHints'),
-    faithfulness: pick('faithfulness'),
-    autoBudgetSeconds: pick('autoBudgetSeconds'),
-    language: optionalString(pick('language')) ?? DEFAULTS.language,
-    selfExplain: pick('selfExplain'),
-    endpoint: optionalString(settings.endpoint),
-    servedModel: optionalString(settings.servedModel),
-    concurrency: pick('concurrency'),
-    requestTimeoutSeconds: pick('requestTimeoutSeconds'),
-    device: optionalString(pick('device')) ?? DEFAULTS.device,
-    dtype: optionalString(pick('dtype')) ?? DEFAULTS.dtype,
-  };
+export function toServerSettings(settings: Partial<Settings>): ServerSettings {
+  return Object.fromEntries(SERVER_KEYS.map((key) => [key, normalise(key, settings[key])])) as ServerSettings;
 }
 
 /** Alias with the name the LSP uses. */
 export const toInitializationOptions = toServerSettings;
 
 /** The `workspace/didChangeConfiguration` params for new settings. */
-export function didChangeConfigurationParams(settings: ClientSettings): {
+export function didChangeConfigurationParams(settings: Settings): {
   settings: { promptxray: ServerSettings };
 } {
   return { settings: { promptxray: toServerSettings(settings) } };
@@ -211,11 +117,11 @@ export function didChangeConfigurationParams(settings: ClientSettings): {
 
 /** Whether going from `before` to `after` needs a new server process (interpreter, model,
  * backend, engine endpoint or served model, device, dtype). */
-export function needsRestart(before: ClientSettings, after: ClientSettings): boolean {
+export function needsRestart(before: Settings, after: Settings): boolean {
   return RESTART_KEYS.some((key) => before[key] !== after[key]);
 }
 
 /** Whether anything the server reads changed (so a didChangeConfiguration is worth sending). */
-export function serverSettingsChanged(before: ClientSettings, after: ClientSettings): boolean {
+export function serverSettingsChanged(before: Settings, after: Settings): boolean {
   return JSON.stringify(toServerSettings(before)) !== JSON.stringify(toServerSettings(after));
 }

@@ -1,25 +1,45 @@
-/**
- * The status-bar state, driven by the server's `$/progress` (work-done progress), its
- * diagnostics and the client's own life cycle. Plain data in, plain text out.
- */
+/** The status-bar state from the server's `promptxray/status` stages, diagnostics, life cycle. */
 
-export type ProgressValue =
-  | { kind: 'begin'; title?: string; message?: string; percentage?: number }
-  | { kind: 'report'; message?: string; percentage?: number }
-  | { kind: 'end'; message?: string };
+/** The stages the server sends (server/progress.py STATUS_STAGES), in their usual order. */
+export const STAGES = [
+  'queued',
+  'load',
+  'target',
+  'attribute',
+  'preview',
+  'lines',
+  'refine',
+  'self-explain',
+  'ready',
+  'error',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** One `promptxray/status` notification: `done`/`total` count the stage's steps (0/0: none). */
+export interface StatusParams {
+  uri: string;
+  stage: string;
+  done: number;
+  total: number;
+}
 
 export type ServerPhase = 'stopped' | 'starting' | 'running' | 'failed';
 export type StatusState = 'stopped' | 'starting' | 'loading' | 'explaining' | 'ready' | 'error';
 
-/** The server's progress message while it loads the model (server/state.py STAGES["load"]). */
-export const LOADING_MESSAGE = 'loading the model';
-
-/** What one progress notification says about the work: loading, explaining, or finished. */
-export function progressState(value: ProgressValue): 'loading' | 'explaining' | 'ready' {
-  if (value.kind === 'end') {
-    return 'ready';
+/** What a stage says about its document: the model loads, it is being explained, or it is done. */
+export function stageState(stage: string): 'loading' | 'explaining' | 'ready' | 'error' {
+  if (stage === 'load') {
+    return 'loading';
   }
-  return (value.message ?? '').trim().toLowerCase() === LOADING_MESSAGE ? 'loading' : 'explaining';
+  if (stage === 'ready' || stage === 'error') {
+    return stage;
+  }
+  return 'explaining'; // queued, target, attribute, the anytime stages, self-explain (and new ones)
+}
+
+/** A stage for people: its name, and its steps when it counts them (`lines 3/10`). */
+export function stageLabel(params: Pick<StatusParams, 'stage' | 'done' | 'total'>): string {
+  return params.total > 0 && params.stage !== 'ready' ? `${params.stage} ${params.done}/${params.total}` : params.stage;
 }
 
 /** A diagnostic as the status model needs it. */
@@ -62,30 +82,25 @@ export interface StatusView {
   tooltip: string;
 }
 
-/** Tracks the progress tokens in flight, the server's phase and per-document failures. */
+/** Tracks the server's phase and each document's latest stage and failure. */
 export class StatusModel {
-  private readonly tokens = new Map<string, 'loading' | 'explaining'>();
+  private readonly stages = new Map<string, StatusParams>();
   private readonly failures = new Map<string, string>();
   private phase: ServerPhase = 'stopped';
   private phaseDetail = '';
 
-  /** The client started, stopped or failed; a new phase forgets the old progress. */
+  /** The client started, stopped or failed; a new phase forgets the old stages. */
   server(phase: ServerPhase, detail = ''): void {
     this.phase = phase;
     this.phaseDetail = detail;
     if (phase !== 'running') {
-      this.tokens.clear();
+      this.stages.clear();
     }
   }
 
-  progress(token: string | number, value: ProgressValue): void {
-    const key = String(token);
-    const state = progressState(value);
-    if (state === 'ready') {
-      this.tokens.delete(key);
-    } else {
-      this.tokens.set(key, state);
-    }
+  /** A `promptxray/status` notification: the document's stage now. */
+  stage(params: StatusParams): void {
+    this.stages.set(params.uri, { ...params });
   }
 
   diagnostics(uri: string, diagnostics: readonly DiagnosticLike[]): void {
@@ -98,7 +113,22 @@ export class StatusModel {
   }
 
   forget(uri: string): void {
+    this.stages.delete(uri);
     this.failures.delete(uri);
+  }
+
+  /** The stage shown: the active document's while it works or failed, else another's at work. */
+  private current(uri?: string): StatusParams | undefined {
+    const all = [...this.stages.values()];
+    const loading = all.find((s) => s.stage === 'load');
+    if (loading) {
+      return loading; // the model loads once, for every document
+    }
+    const own = uri === undefined ? undefined : this.stages.get(uri);
+    if (own && stageState(own.stage) !== 'ready') {
+      return own;
+    }
+    return all.find((s) => stageState(s.stage) === 'explaining') ?? own;
   }
 
   /** The state to show, for the active document `uri` if any. */
@@ -109,30 +139,26 @@ export class StatusModel {
     if (this.phase === 'stopped' || this.phase === 'starting') {
       return this.phase;
     }
-    const states = [...this.tokens.values()];
-    if (states.includes('loading')) {
-      return 'loading';
-    }
-    if (states.length > 0) {
-      return 'explaining';
-    }
-    if (uri !== undefined && this.failures.has(uri)) {
-      return 'error';
-    }
-    return 'ready';
+    const current = this.current(uri);
+    return current ? stageState(current.stage) : 'ready';
   }
 
   view(settings: { model: string | null; backend: string; method: string }, uri?: string): StatusView {
     const state = this.state(uri);
-    const model = modelLabel(settings.model);
-    const text = `${ICONS[state]} promptxray: ${model} · ${settings.backend} · ${state}`;
+    const current = this.phase === 'running' ? this.current(uri) : undefined;
+    const working = state === 'loading' || state === 'explaining';
+    const detail = working && current && current.stage !== 'load' ? `: ${stageLabel(current)}` : '';
+    const text = `${ICONS[state]} promptxray: ${modelLabel(settings.model)} · ${settings.backend} · ${state}${detail}`;
     const lines = [
       `promptxray: ${state}`,
       `model: ${settings.model ?? 'default (SmolLM2-135M)'}`,
       `backend: ${settings.backend} · method: ${settings.method}`,
     ];
+    if (working && current) {
+      lines.push(`stage: ${stageLabel(current)} (${current.uri.replace(/^.*\//, '')})`);
+    }
     if (state === 'error') {
-      const why = this.phase === 'failed' ? this.phaseDetail : uri ? this.failures.get(uri) : undefined;
+      const why = this.phase === 'failed' ? this.phaseDetail : current && this.failures.get(current.uri);
       if (why) {
         lines.push(why);
       }

@@ -1,9 +1,9 @@
-/** Paths the tests share (compiled to out/compiled/test/paths.js). */
+/** Paths the tests share (compiled to out/compiled/src/test/paths.js). */
 import * as fs from 'fs';
 import * as path from 'path';
 
 /** client-vscode/ */
-export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 /** The repository (client-vscode's parent). */
 export const REPO = path.resolve(ROOT, '..');
 

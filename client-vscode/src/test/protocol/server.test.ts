@@ -46,9 +46,9 @@ import {
   MessageType,
 } from 'vscode-languageserver-protocol/node';
 
-import { EXPLANATION_REQUEST, SERVER_COMMANDS } from '../../common/constants';
+import { EXPLANATION_REQUEST, SERVER_COMMANDS, STATUS_NOTIFICATION } from '../../common/constants';
 import { ConfigSource, didChangeConfigurationParams, readSettings, toInitializationOptions } from '../../common/settings';
-import { ProgressValue, StatusModel } from '../../common/status';
+import { STAGES, StatusModel, StatusParams } from '../../common/status';
 import { readJson, storiesModel, testPython } from '../paths';
 
 const TIMEOUT = 120_000;
@@ -84,7 +84,8 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
   let initialized: InitializeResult;
   let stderr = '';
   const messages: ShowMessageParams[] = [];
-  const progress: ProgressValue[] = [];
+  const progress: WorkDoneProgressBegin[] = [];
+  const stages: StatusParams[] = [];
   const status = new StatusModel();
   let diagnosticsListeners: ((p: PublishDiagnosticsParams) => void)[] = [];
 
@@ -106,9 +107,9 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     // what vscode-languageclient does with the server's requests and notifications
     connection.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
       connection.onProgress(WorkDoneProgress.type, token, (value) => {
-        const v = value;
-        progress.push(v);
-        status.progress(String(token), v);
+        if (value.kind === 'begin') {
+          progress.push(value);
+        }
       });
       return null;
     });
@@ -119,6 +120,11 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     connection.onRequest('window/showMessageRequest', () => null);
     connection.onNotification(ShowMessageNotification.type, (params) => messages.push(params));
     connection.onNotification(LogMessageNotification.type, () => undefined);
+    // what the extension's status bar reads
+    connection.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => {
+      stages.push(params);
+      status.stage(params);
+    });
     connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
       status.diagnostics(
         params.uri,
@@ -242,21 +248,30 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     assert.deepEqual(failures, [], `no errors or warnings (stderr: ${stderr.slice(-2000)})`);
   });
 
-  it('reports progress the status bar understands', async () => {
-    // the default (occlusion, granularity auto) publishes its stages before it is ready
-    await waitFor<void>('the end of the progress', (resolve) => {
+  it('reports the machine-readable stages the status bar reads', async () => {
+    // the default (occlusion, granularity auto) sends its anytime stages before it is ready
+    await waitFor<void>('the document to be ready', (resolve) => {
       const poll = setInterval(() => {
-        if (status.state(uri) === 'ready' && progress.some((p) => p.kind === 'end')) {
+        if (status.state(uri) === 'ready' && stages.some((s) => s.uri === uri && s.stage === 'ready')) {
           clearInterval(poll);
           resolve();
         }
       }, 20);
     });
-    const begin = progress.find((p) => p.kind === 'begin') as WorkDoneProgressBegin | undefined;
-    assert.equal(begin?.title, 'promptxray: capital.prompt');
-    const reported = progress.filter((p) => p.kind === 'report').map((p) => p.message);
-    assert.ok(reported.includes('exact line-level occlusion'), JSON.stringify(reported));
+    const names = stages.filter((s) => s.uri === uri).map((s) => s.stage);
+    assert.equal(names[0], 'queued', JSON.stringify(names));
+    assert.equal(names[names.length - 1], 'ready', JSON.stringify(names));
+    for (const stage of ['load', 'target', 'lines']) {
+      assert.ok(names.includes(stage), `${stage} in ${JSON.stringify(names)}`);
+    }
+    assert.ok(names.every((s) => (STAGES as readonly string[]).includes(s)), JSON.stringify(names));
+    for (const s of stages) {
+      assert.ok(Number.isInteger(s.done) && Number.isInteger(s.total) && s.done >= 0, JSON.stringify(s));
+      assert.ok(s.total === 0 || s.done <= s.total, JSON.stringify(s));
+    }
     assert.equal(status.view(settings, uri).text, '$(eye) promptxray: stories260K · torch · ready');
+    // people still get the work-done progress VS Code shows (and can cancel)
+    assert.equal(progress[0]?.title, 'promptxray: capital.prompt');
   });
 
   let tokens: number[] = [];
@@ -291,7 +306,8 @@ describe('promptxray language server over stdio', { timeout: TIMEOUT * 3 }, () =
     const commands = lenses.map((l) => l.command?.command);
     assert.ok(commands.includes(SERVER_COMMANDS.explainWith));
     assert.ok(commands.includes(SERVER_COMMANDS.setTarget));
-    for (const lens of lenses) {
+    const completed: string[] = [SERVER_COMMANDS.explainWith, SERVER_COMMANDS.setTarget];
+    for (const lens of lenses.filter((l) => completed.includes(l.command?.command ?? ''))) {
       assert.deepEqual(lens.command?.arguments, [uri], 'just the uri: the client asks for the rest');
     }
   });

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { AskUser, completeArguments, formatComparison, targetArgument, validateComparison } from '../../common/commands';
+import {
+  AskUser,
+  completeArguments,
+  diffDocument,
+  formatComparison,
+  targetArgument,
+  validateComparison,
+} from '../../common/commands';
 
 function ui(method: string | undefined, target: string | undefined): AskUser & { asked: string[] } {
   const asked: string[] = [];
@@ -74,5 +81,14 @@ describe('compare methods', () => {
     });
     assert.match(text, /occlusion vs saliency: Spearman 0\.43, top-5 overlap 60%$/m);
     assert.match(formatComparison({ pairs: [{ methods: ['a', 'b'], spearman: null, top5_overlap: null }] }), /n\/a/);
+  });
+});
+
+describe('diff with the saved version', () => {
+  it('shows the server’s Markdown, nothing for an error or a superseded run', () => {
+    assert.equal(diffDocument({ uri: 'u', markdown: '# promptxray\n', text: 't' }), '# promptxray\n');
+    assert.equal(diffDocument({ error: 'no saved version' }), undefined);
+    assert.equal(diffDocument({ superseded: true }), undefined);
+    assert.equal(diffDocument(undefined), undefined);
   });
 });

@@ -1,26 +1,14 @@
-/** package.json against the code: languages, grammars, commands, settings, semantic tokens. */
+/** package.json against the code: languages, grammars, commands, settings (which the code
+ * reads from package.json itself), semantic tokens. */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { contrast } from '../../common/colors';
-import {
-  BACKENDS,
-  CLIENT_COMMANDS,
-  DEVICES,
-  DTYPES,
-  GRANULARITIES,
-  LANGUAGE_IDS,
-  LANGUAGES,
-  METHODS,
-  RESTRICTED_KEYS,
-  SERVER_COMMANDS,
-  TOKEN_MODIFIERS,
-  TOKEN_TYPES,
-  TRIGGERS,
-} from '../../common/constants';
-import { DEFAULTS, SETTING_KEYS } from '../../common/settings';
+import { methodItems } from '../../common/commands';
+import { CLIENT_COMMANDS, RESTART_KEYS, SERVER_COMMANDS, TOKEN_MODIFIERS, TOKEN_TYPES } from '../../common/constants';
+import { choiceDescriptions, choices, DEFAULTS, LANGUAGE_IDS, RESTRICTED_KEYS, SETTING_KEYS } from '../../common/manifest';
 import { readJson, ROOT } from '../paths';
 
 interface Manifest {
@@ -57,6 +45,7 @@ interface Manifest {
 
 const pkg = readJson<Manifest>('package.json');
 const c = pkg.contributes;
+const setting = (key: string) => c.configuration.properties[`promptxray.${key}`];
 
 describe('package.json', () => {
   it('contributes the prompt and prompty languages, not .prompt.md', () => {
@@ -140,34 +129,42 @@ describe('package.json', () => {
     assert.ok(c.menus['editor/title'].every((m) => m.when.includes('resourceLangId == prompt')));
   });
 
-  it('has a described setting for each client setting, with the same defaults', () => {
+  it('describes every setting and every choice; the client takes its defaults from there', () => {
     const props = c.configuration.properties;
-    assert.deepEqual(Object.keys(props).sort(), SETTING_KEYS.map((k) => `promptxray.${k}`).sort());
+    assert.deepEqual(Object.keys(props), SETTING_KEYS.map((k) => `promptxray.${k}`));
     for (const key of SETTING_KEYS) {
       const prop = props[`promptxray.${key}`];
       assert.ok(prop.description || prop.markdownDescription, key);
-      const expected = (DEFAULTS as unknown as Record<string, unknown>)[key];
+      const expected = DEFAULTS[key];
       assert.equal(prop.default, expected === null ? '' : expected, key);
+      assert.deepEqual(choices(key), prop.enum ?? [], key);
+      if (prop.enum) {
+        assert.ok(prop.enum.includes(prop.default as string), `${key}: the default is a choice`);
+        assert.equal(prop.enumDescriptions?.length, prop.enum.length, `${key}: one description per value`);
+        assert.ok(Object.values(choiceDescriptions(key)).every((d) => d.trim()), `${key}: no empty description`);
+      }
     }
-    assert.deepEqual(props['promptxray.method'].enum, [...METHODS]);
-    assert.deepEqual(props['promptxray.granularity'].enum, [...GRANULARITIES]);
-    assert.deepEqual(props['promptxray.trigger'].enum, [...TRIGGERS]);
-    assert.deepEqual(props['promptxray.language'].enum, [...LANGUAGES]);
-    assert.deepEqual(props['promptxray.backend'].enum, [...BACKENDS]);
-    assert.deepEqual(props['promptxray.device'].enum, [...DEVICES]);
-    assert.deepEqual(props['promptxray.dtype'].enum, [...DTYPES]);
-    for (const key of ['method', 'granularity', 'trigger', 'language', 'backend', 'device', 'dtype']) {
-      const prop = props[`promptxray.${key}`];
-      assert.equal(prop.enumDescriptions?.length, prop.enum?.length, `${key}: one description per value`);
-    }
+    const enums = SETTING_KEYS.filter((key) => choices(key).length > 0);
+    assert.deepEqual(enums.sort(), ['backend', 'device', 'dtype', 'granularity', 'language', 'method', 'trigger']);
+    assert.ok(RESTART_KEYS.every((key) => SETTING_KEYS.includes(key)));
     assert.equal(props['promptxray.autoBudgetSeconds'].minimum, 0);
     assert.equal(props['promptxray.autoBudgetSeconds'].maximum, 600);
+  });
+
+  it('offers every method in the one method picker, with its registry summary', () => {
+    const items = methodItems('saliency', ['occlusion']);
+    assert.deepEqual(items.map((i) => i.label), setting('method').enum);
+    assert.deepEqual(items.map((i) => i.detail), setting('method').enumDescriptions);
+    assert.deepEqual(items.filter((i) => i.description).map((i) => i.label), ['saliency']);
+    assert.deepEqual(items.filter((i) => i.picked).map((i) => i.label), ['occlusion']);
+    assert.ok(items.some((i) => i.label === 'auto'));
   });
 
   it('limits untrusted workspaces to user values of python, model and endpoint', () => {
     const trust = pkg.capabilities.untrustedWorkspaces;
     assert.equal(trust.supported, 'limited');
     assert.deepEqual(trust.restrictedConfigurations, RESTRICTED_KEYS.map((k) => `promptxray.${k}`));
+    assert.deepEqual([...RESTRICTED_KEYS], ['python', 'model', 'endpoint']);
     assert.ok(trust.restrictedConfigurations.includes('promptxray.endpoint'));
   });
 

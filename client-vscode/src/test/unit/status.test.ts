@@ -1,19 +1,29 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { failureOf, modelLabel, progressState, StatusModel } from '../../common/status';
+import { failureOf, modelLabel, stageLabel, stageState, StatusModel, StatusParams } from '../../common/status';
 
 const settings = { model: '/home/user/models/stories260K', backend: 'torch', method: 'occlusion' };
+const A = 'file:///a.prompt';
+const B = 'file:///b.prompt';
+const at = (uri: string, stage: string, done = 0, total = 0): StatusParams => ({ uri, stage, done, total });
 
-describe('progressState', () => {
-  it('maps the server messages to states', () => {
-    assert.equal(progressState({ kind: 'begin', title: 'promptxray: a.prompt', message: 'queued' }), 'explaining');
-    assert.equal(progressState({ kind: 'report', message: 'starting' }), 'explaining');
-    assert.equal(progressState({ kind: 'report', message: 'loading the model' }), 'loading');
-    assert.equal(progressState({ kind: 'report', message: 'finding the answer' }), 'explaining');
-    assert.equal(progressState({ kind: 'report', message: 'attributing' }), 'explaining');
-    assert.equal(progressState({ kind: 'report' }), 'explaining');
-    assert.equal(progressState({ kind: 'end', message: 'done' }), 'ready');
+describe('stages', () => {
+  it('map the server’s stages to states, by name only', () => {
+    assert.equal(stageState('queued'), 'explaining');
+    assert.equal(stageState('load'), 'loading');
+    for (const stage of ['target', 'attribute', 'preview', 'lines', 'refine', 'self-explain']) {
+      assert.equal(stageState(stage), 'explaining', stage);
+    }
+    assert.equal(stageState('ready'), 'ready');
+    assert.equal(stageState('error'), 'error');
+    assert.equal(stageState('some-new-stage'), 'explaining', 'an unknown stage is still work');
+  });
+
+  it('label a stage with its steps when it counts them', () => {
+    assert.equal(stageLabel(at(A, 'lines', 3, 10)), 'lines 3/10');
+    assert.equal(stageLabel(at(A, 'target')), 'target');
+    assert.equal(stageLabel(at(A, 'ready', 1, 1)), 'ready');
   });
 });
 
@@ -24,27 +34,56 @@ describe('StatusModel', () => {
     model.server('starting');
     assert.equal(model.state(), 'starting');
     model.server('running');
-    assert.equal(model.state(), 'ready');
-    model.progress('t1', { kind: 'begin', title: 'promptxray: a.prompt', message: 'queued' });
-    assert.equal(model.state(), 'explaining');
-    model.progress('t1', { kind: 'report', message: 'loading the model' });
-    assert.equal(model.state(), 'loading');
-    model.progress('t1', { kind: 'report', message: 'attributing', percentage: 50 });
-    assert.equal(model.state(), 'explaining');
-    model.progress('t1', { kind: 'end', message: 'done' });
-    assert.equal(model.state(), 'ready');
+    assert.equal(model.state(A), 'ready');
+    model.stage(at(A, 'queued'));
+    assert.equal(model.state(A), 'explaining');
+    model.stage(at(A, 'load', 0, 1));
+    assert.equal(model.state(A), 'loading');
+    model.stage(at(A, 'load', 1, 1));
+    model.stage(at(A, 'attribute', 5, 10));
+    assert.equal(model.state(A), 'explaining');
+    assert.equal(model.view(settings, A).text, '$(sync~spin) promptxray: stories260K · torch · explaining: attribute 5/10');
+    assert.match(model.view(settings, A).tooltip, /stage: attribute 5\/10 \(a\.prompt\)/);
+    model.stage(at(A, 'ready', 1, 1));
+    assert.equal(model.state(A), 'ready');
+    assert.equal(model.view(settings, A).text, '$(eye) promptxray: stories260K · torch · ready');
   });
 
-  it('shows loading while any job loads, and explaining until all end', () => {
+  it('shows loading while any document loads the model, and other documents’ work', () => {
     const model = new StatusModel();
     model.server('running');
-    model.progress(1, { kind: 'begin', message: 'queued' });
-    model.progress(2, { kind: 'report', message: 'loading the model' });
-    assert.equal(model.state(), 'loading');
-    model.progress(2, { kind: 'end' });
+    model.stage(at(A, 'ready', 1, 1));
+    model.stage(at(B, 'load', 0, 1));
+    assert.equal(model.state(A), 'loading');
+    assert.equal(model.view(settings, A).text, '$(loading~spin) promptxray: stories260K · torch · loading');
+    model.stage(at(B, 'lines', 1, 4));
+    assert.equal(model.state(A), 'explaining', 'b.prompt is being explained');
     assert.equal(model.state(), 'explaining');
-    model.progress(1, { kind: 'end' });
-    assert.equal(model.state(), 'ready');
+    model.stage(at(B, 'ready', 1, 1));
+    assert.equal(model.state(A), 'ready');
+  });
+
+  it('shows the active document’s error, with the reason from its diagnostics', () => {
+    const model = new StatusModel();
+    model.server('running');
+    model.diagnostics(A, [{ source: 'promptxray', severity: 1, message: 'promptxray could not explain this prompt: no model' }]);
+    model.stage(at(A, 'error'));
+    assert.equal(model.state(A), 'error');
+    assert.equal(model.state(B), 'ready');
+    assert.match(model.view(settings, A).tooltip, /no model/);
+    model.stage(at(A, 'queued'));
+    assert.equal(model.state(A), 'explaining', 'a new job for the document');
+    model.stage(at(A, 'error'));
+    model.forget(A);
+    assert.equal(model.state(A), 'ready');
+  });
+
+  it('leaves error diagnostics of a ready document to the editor (e.g. failed checks)', () => {
+    const model = new StatusModel();
+    model.server('running');
+    model.stage(at(A, 'ready', 1, 1));
+    model.diagnostics(A, [{ source: 'promptxray', severity: 0, message: 'check failed: expected Paris' }]);
+    assert.equal(model.state(A), 'ready');
   });
 
   it('reports a failed start as an error, with the reason in the tooltip', () => {
@@ -56,29 +95,13 @@ describe('StatusModel', () => {
     assert.match(view.tooltip, /not installed/);
   });
 
-  it('shows the active document’s failure from its diagnostics', () => {
+  it('forgets the stages when the server stops', () => {
     const model = new StatusModel();
     model.server('running');
-    model.diagnostics('file:///a.prompt', [
-      { source: 'promptxray', severity: 1, message: 'promptxray could not explain this prompt: no model' },
-    ]);
-    assert.equal(model.state('file:///a.prompt'), 'error');
-    assert.equal(model.state('file:///b.prompt'), 'ready');
-    assert.match(model.view(settings, 'file:///a.prompt').tooltip, /no model/);
-    model.diagnostics('file:///a.prompt', [{ source: 'promptxray', severity: 2, message: 'Drives the answer' }]);
-    assert.equal(model.state('file:///a.prompt'), 'ready');
-    model.diagnostics('file:///a.prompt', [{ source: 'promptxray', severity: 0, message: 'too long' }]);
-    model.forget('file:///a.prompt');
-    assert.equal(model.state('file:///a.prompt'), 'ready');
-  });
-
-  it('forgets progress when the server stops', () => {
-    const model = new StatusModel();
-    model.server('running');
-    model.progress('x', { kind: 'begin' });
+    model.stage(at(A, 'attribute'));
     model.server('stopped');
     model.server('running');
-    assert.equal(model.state(), 'ready');
+    assert.equal(model.state(A), 'ready');
   });
 
   it('renders model, backend and state', () => {
