@@ -123,6 +123,20 @@ def test_occlusion_scores_exactly_the_parts_of_the_real_files(stories, path, gra
     assert "comprehensiveness" in expl.metrics  # faithfulness is measured over the parts
 
 
+def test_the_report_quotes_a_long_part_briefly(stories, tmp_path: Path):
+    """A section or example can be dozens of lines: the report names it, it does not reprint it."""
+    from promptxray.explainers import nl
+
+    story = "Once upon a time there was a little girl named Lily who liked the park.\n"
+    path = tmp_path / "long.prompt.md"
+    path.write_text("# Story\n\n" + story * 4 + "\n# Question\n\nWhat did Lily like?\n")
+    expl = _explain(stories, path, "section")
+    report = nl.describe(expl)
+    long = [s.text for s in expl.spans if len(s.text) > 80]
+    assert long and not any(text in report for text in long)
+    assert all(len(line) < 1000 for line in report.splitlines())
+
+
 def test_a_variable_is_one_unit_over_all_its_uses(stories):
     source = TRIP.read_text(encoding="utf-8")
     expl = _explain(stories, TRIP, "variable", faithfulness=False)

@@ -64,6 +64,9 @@ def _quote(t: dict[str, str], text: str) -> str:
     return t["quote"].format(text=text)
 
 
+REPORT_QUOTE = 80  # the longest quote of a part in the full report (the hover's: 40)
+
+
 def _brief(t: dict[str, str], text: str, limit: int = 40) -> str:
     """A span quoted for a short view: white space folded, long text cut with an ellipsis."""
     text = " ".join(text.split()) or text
@@ -327,7 +330,7 @@ def _items(t: dict[str, str], facts: dict[str, Any], spans: list[dict[str, Any]]
     parts = []
     for i, s in enumerate(spans):
         more = "_more" if i else ""
-        span = _quote(t, s["text"])
+        span = _brief(t, s["text"], REPORT_QUOTE)  # a section or example can be 50 lines
         if facts["family"] == "removal":
             key = ("removal_pos" if s["score"] > 0 else "removal_neg") + more
             if facts["contrast"] is not None:
@@ -403,7 +406,7 @@ def describe(
         if facts["family"] != "removal":
             lines.append(t["score_note"].format(method=facts["method"]))
         if ne["count"]:
-            named = t["list_sep"].join(_quote(t, s["text"]) for s in ne["named"])
+            named = t["list_sep"].join(_brief(t, s["text"], REPORT_QUOTE) for s in ne["named"])
             lines.append(
                 t["no_effect"].format(
                     threshold=format_value(threshold),
