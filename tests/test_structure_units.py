@@ -284,6 +284,8 @@ def test_the_server_shows_one_diagnostic_per_part(tmp_path: Path, path: Path, gr
         uri = wire.open(tmp_path / path.name, text)
         diagnostics = await wire.published(uri)
         expl = Explanation.from_dict(await wire.request("promptxray/explanation", {"uri": uri}))
+        result = wire.ls.documents.docs[uri].result
+        assert result is not None and result.lines is result.explanation  # no extra line run
         await wire.request("shutdown")
         assert expl.granularity == granularity
         assert [s.text for s in expl.spans] == EXPECTED[path, granularity]
