@@ -250,10 +250,15 @@ class Explanation:
         return 1 + sum(1 for s in self.spans if abs(s.score) > own)
 
     def span_at(self, offset: int) -> int | None:
-        """The index of the span under a character offset of the file, if any."""
+        """The index of the span under a character offset of the file, if any (a part over
+        several places, such as a variable used twice, is found at each of its uses)."""
         for i, span in enumerate(self.spans):
             if span.start <= offset < span.end:
                 return i
+        for i, span in enumerate(self.spans):
+            for t in span.token_indices:
+                if t < len(self.tokens) and self.tokens[t].start <= offset < self.tokens[t].end:
+                    return i
         return None
 
     def ranked_spans(self) -> list[Span]:

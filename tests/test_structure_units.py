@@ -171,6 +171,10 @@ def test_the_editor_colours_every_use_of_a_variable(stories):
         uses += [(n, row.rindex(marker)) for n, row in enumerate(rows) if row.count(marker) > 1]
         assert len(uses) == 2
         assert {(n, c, len(marker)) for n, c in uses} <= coloured
+        # and a hover finds the variable's part at each use
+        offsets = [sum(len(r) + 1 for r in rows[:n]) + c for n, c in uses]
+        found = {expl.span_at(o + 2) for o in offsets}
+        assert len(found) == 1 and None not in found
 
 
 def test_removing_a_variable_removes_its_filled_value_everywhere(stories):
