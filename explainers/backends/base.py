@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 ProgressFn = Callable[[int, int], None]
 
@@ -81,6 +83,17 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def closest_kept(key: Sequence[int], kept: Mapping[tuple[int, ...], T]) -> tuple[int, T | None]:
+    """The kept entry whose key shares the longest prefix with `key`, and that length (at most
+    len(key) - 1, so at least one token is left to run); (0, None) when none shares any."""
+    best, base = 0, None
+    for other, value in kept.items():
+        n = min(common_prefix(key, other), len(key) - 1)
+        if n > best:
+            best, base = n, value
+    return best, base
 
 
 class Backend(ABC):

@@ -26,6 +26,7 @@ from promptxray.explainers.backends.base import (
     Backend,
     PaddedBatch,
     ProgressFn,
+    closest_kept,
     common_prefix,
     left_pad,
 )
@@ -374,11 +375,7 @@ class OnnxBackend(Backend):
         if key in self.prefixes:
             self.prefixes.move_to_end(key)
             return self.prefixes[key]
-        best, base = 0, None
-        for other, kv in self.prefixes.items():
-            n = min(common_prefix(key, other), len(key) - 1)
-            if n > best:
-                best, base = n, kv
+        best, base = closest_kept(key, self.prefixes)
         if best < MIN_SHARED:
             best, base = 0, None
         kv = self.runner.keys_values(key[best:], base, best)

@@ -18,6 +18,7 @@ from promptxray.explainers.backends.base import (
     Backend,
     PaddedBatch,
     ProgressFn,
+    closest_kept,
     common_prefix,
     left_pad,
     memory_budget,
@@ -465,11 +466,7 @@ class PrefixCache:
         if key in self.entries:
             self.entries.move_to_end(key)
             return self.entries[key]
-        best, base = 0, None
-        for other, kv in self.entries.items():
-            n = min(common_prefix(key, other), len(key) - 1)
-            if n > best:
-                best, base = n, kv
+        best, base = closest_kept(key, self.entries)
         model = self.backend.model
         device = self.backend.device
         ids = torch.tensor([key[best:]], device=device)
