@@ -13,9 +13,9 @@ import argparse
 import sys
 from typing import Any
 
-from promptxray.cli.backend_flags import add_backend_flags, backend_options
+from promptxray.cli.backend_flags import add_backend_flags
 from promptxray.explainers.backends import BACKENDS
-from promptxray.explainers.types import GRANULARITIES, ExplainRequest
+from promptxray.explainers.types import GRANULARITIES
 
 
 def add_diff_parser(sub: Any) -> None:
@@ -64,7 +64,7 @@ def add_diff_parser(sub: Any) -> None:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from promptxray.cli.main import _say, parse_options
+    from promptxray.cli.main import _say, parse_options, request_from_args
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.diff import (
         explain_versions,
@@ -80,19 +80,12 @@ def run_diff(args: argparse.Namespace) -> int:
     for source, path in zip(sources, paths, strict=True):
         parse_document(source, path)
     old_request, new_request = (
-        ExplainRequest(
-            text=source,
-            path=path,
-            method=args.method,
-            target=args.target,
-            granularity=args.granularity,
-            model=args.model,
-            backend=args.backend,
-            max_new_tokens=args.max_new_tokens,
-            chat_template={"auto": None, "on": True, "off": False}[args.chat],
+        request_from_args(
+            args,
+            source,
+            path,
             options=parse_options(args.option),
             faithfulness=False,  # a diff shows scores, not faithfulness figures
-            backend_options=backend_options(args),
         )
         for source, path in zip(sources, paths, strict=True)
     )

@@ -171,14 +171,12 @@ def _quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def run_explain(args: argparse.Namespace) -> int:
-    from promptxray.explainers.documents import read_prompt_file
-    from promptxray.explainers.explain import explain
-    from promptxray.explainers.render import render_html, render_text
-
-    source = read_prompt_file(args.file)
-    path = None if args.file == "-" else args.file
-    request = ExplainRequest(
+def request_from_args(
+    args: argparse.Namespace, source: str, path: str | None, **fields: Any
+) -> ExplainRequest:
+    """The request that the flags `explain` and `diff` share describe, for one prompt text;
+    `fields` set the rest."""
+    return ExplainRequest(
         text=source,
         path=path,
         method=args.method,
@@ -188,6 +186,22 @@ def run_explain(args: argparse.Namespace) -> int:
         backend=args.backend,
         max_new_tokens=args.max_new_tokens,
         chat_template={"auto": None, "on": True, "off": False}[args.chat],
+        backend_options=backend_options(args),
+        **fields,
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from promptxray.explainers.documents import read_prompt_file
+    from promptxray.explainers.explain import explain
+    from promptxray.explainers.render import render_html, render_text
+
+    source = read_prompt_file(args.file)
+    path = None if args.file == "-" else args.file
+    request = request_from_args(
+        args,
+        source,
+        path,
         options={
             **parse_options(args.option),
             **({"reference_answer": True} if args.check_answer else {}),
@@ -195,7 +209,6 @@ def run_explain(args: argparse.Namespace) -> int:
         faithfulness=not args.no_faithfulness,
         self_explain=args.self_explain,
         lang=args.lang,
-        backend_options=backend_options(args),
         foil=args.foil,
     )
     from promptxray.explainers.backends import get_backend
