@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 ProgressFn = Callable[[int, int], None]
 
+MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cache
 MEMORY_FRACTION = 0.4  # of the memory available now, for one batch's activations
 
 
@@ -254,6 +255,61 @@ class Backend(ABC):
             if progress:
                 progress(done, len(rows))
         return out
+
+    def _suffix_plan(
+        self, inputs: list[list[int]], reference: Sequence[int]
+    ) -> tuple[list[int], list[int]] | None:
+        """For prefix reuse: each row's prefix shared with `reference` (keeping at least its
+        last input token, whose logits predict target[0]) and the rows ordered longest shared
+        first; None when no row shares MIN_SHARED tokens (plain batches are as fast)."""
+        ref = [int(t) for t in reference]
+        shared = [min(common_prefix(x, ref), len(x) - 1) for x in inputs]
+        if max(shared, default=0) < MIN_SHARED:
+            return None
+        return shared, sorted(range(len(inputs)), key=lambda i: -shared[i])
+
+    def _score_suffixes(
+        self,
+        plan: tuple[list[int], list[int]],
+        inputs: list[list[int]],
+        target: list[int],
+        run: Callable[[PaddedBatch, int], np.ndarray],
+        progress: ProgressFn | None,
+    ) -> np.ndarray:
+        """Score rows by batches of their suffixes after the prefix the batch shares with the
+        reference (`run(batch, p)`: log p(target) of suffixes after its first `p` positions)."""
+        shared, order = plan
+        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
+        done = start = 0
+        while start < len(order):
+            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
+            p = min(shared[i] for i in chunk)
+            out[chunk] = run(left_pad([inputs[i][p:] + target[:-1] for i in chunk], self.pad_id), p)
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+            done += len(chunk)
+            start += len(chunk)
+            if progress:
+                progress(done, len(inputs))
+        return out
+
+    def _prefix_chunk(
+        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
+    ) -> list[int]:
+        """The next batch (rows sorted by shared prefix, longest first): grow it while its
+        padded suffix width stays within 1.25x (+16) of its first row's, so no row runs much
+        more than its own suffix, and while `batch_rows` allows for memory and throughput."""
+        first = order[start]
+        first_width = len(inputs[first]) - shared[first] + t - 1
+        chunk = [first]
+        p = shared[first]
+        for i in order[start + 1 :]:
+            p = min(p, shared[i])
+            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
+            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
+                break
+            chunk.append(i)
+        return chunk
 
     def _chunks(self, rows: Sequence[Sequence[int]]) -> list[list[int]]:
         """Group row indices into batches that fit both the throughput cap (`max_batch_tokens`

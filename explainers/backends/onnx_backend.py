@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 
 from promptxray.explainers.backends.base import (
+    MIN_SHARED,
     Backend,
     PaddedBatch,
     ProgressFn,
     closest_kept,
-    common_prefix,
-    left_pad,
 )
 from promptxray.explainers.backends.threads import default_threads
 from promptxray.explainers.errors import ModelLoadError
@@ -42,7 +41,6 @@ from promptxray.explainers.models.onnx_export import (
 from promptxray.explainers.models.onnx_graph import io_names
 
 EXPECTED_INPUTS = {"input_ids", "attention_mask"}
-MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth it (as on torch)
 KV = list[tuple[np.ndarray, np.ndarray]]  # per layer, keys and values [1, kv_heads, L, d]
 
 
@@ -327,45 +325,17 @@ class OnnxBackend(Backend):
         rounding. Without a reference (or on the logits graph), plain left-padded batches."""
         if reference is None or not self.prefix_reuse:
             return super()._score_rows(inputs, target, progress, reference)
-        reference = [int(t) for t in reference]
-        # each row keeps at least its last input token, whose logits predict target[0]
-        shared = [min(common_prefix(x, reference), len(x) - 1) for x in inputs]
-        if max(shared, default=0) < MIN_SHARED:
+        plan = self._suffix_plan(inputs, reference)
+        if plan is None:
             return super()._score_rows(inputs, target, progress, reference)
         kv = self.prefix_kv(reference)
-        order = sorted(range(len(inputs)), key=lambda i: -shared[i])
-        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
-        done = start = 0
-        while start < len(order):
-            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
-            p = min(shared[i] for i in chunk)
-            batch = left_pad([inputs[i][p:] + target[:-1] for i in chunk], self.pad_id)
-            out[chunk] = self.runner.logprobs(batch, target, kv, p)
-            self.counters.forward_passes += 1
-            self.counters.sequences += len(chunk)
-            done += len(chunk)
-            start += len(chunk)
-            if progress:
-                progress(done, len(inputs))
-        return out
-
-    def _prefix_chunk(
-        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
-    ) -> list[int]:
-        """The next batch (rows sorted by shared prefix, longest first): grow it while its
-        padded suffix width stays within 1.25x (+16) of its first row's and while
-        `batch_rows` allows for memory and throughput (the torch backend's rule)."""
-        first = order[start]
-        first_width = len(inputs[first]) - shared[first] + t - 1
-        chunk = [first]
-        p = shared[first]
-        for i in order[start + 1 :]:
-            p = min(p, shared[i])
-            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
-            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
-                break
-            chunk.append(i)
-        return chunk
+        return self._score_suffixes(
+            plan,
+            inputs,
+            target,
+            lambda batch, p: self.runner.logprobs(batch, target, kv, p),
+            progress,
+        )
 
     def prefix_kv(self, reference: Sequence[int]) -> KV:
         """Keys/values of a reference prompt, kept for the last `prefix_size` references; a

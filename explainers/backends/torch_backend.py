@@ -19,8 +19,6 @@ from promptxray.explainers.backends.base import (
     PaddedBatch,
     ProgressFn,
     closest_kept,
-    common_prefix,
-    left_pad,
     memory_budget,
 )
 from promptxray.explainers.backends.packed import PackedLlama, supports_packed
@@ -84,30 +82,20 @@ class TorchBackend(Backend):
         float rounding). Without a reference, plain left-padded batches."""
         if reference is None or not self.prefix_reuse:
             return super()._score_rows(inputs, target, progress, reference)
-        reference = [int(t) for t in reference]
-        # each row keeps at least its last input token, whose logits predict target[0]
-        shared = [min(common_prefix(x, reference), len(x) - 1) for x in inputs]
-        if max(shared, default=0) < MIN_SHARED:
+        plan = self._suffix_plan(inputs, reference)
+        if plan is None:
             return super()._score_rows(inputs, target, progress, reference)
         kv = self.prefix.get(reference)
-        order = sorted(range(len(inputs)), key=lambda i: -shared[i])
+        shared, order = plan
         if self.packed is not None and self.packed_scoring:
             return self._score_packed(order, shared, inputs, target, kv, progress)
-        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
-        done = 0
-        start = 0
-        while start < len(order):
-            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
-            p = min(shared[i] for i in chunk)
-            rows = [inputs[i][p:] + target[:-1] for i in chunk]
-            out[chunk] = self._run_suffixes(left_pad(rows, self.pad_id), kv, p, target)
-            self.counters.forward_passes += 1
-            self.counters.sequences += len(chunk)
-            done += len(chunk)
-            start += len(chunk)
-            if progress:
-                progress(done, len(inputs))
-        return out
+        return self._score_suffixes(
+            plan,
+            inputs,
+            target,
+            lambda batch, p: self._run_suffixes(batch, kv, p, target),
+            progress,
+        )
 
     def _score_packed(
         self,
@@ -158,24 +146,6 @@ class TorchBackend(Backend):
         assert self.packed is not None
         by_memory = memory_budget() // max(1, self.packed.bytes_per_token())
         return int(max(1, min(self.max_batch_tokens, by_memory)))
-
-    def _prefix_chunk(
-        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
-    ) -> list[int]:
-        """The next batch (rows sorted by shared prefix, longest first): grow it while its
-        padded suffix width stays within 1.25x (+16) of its first row's, so no row runs much
-        more than its own suffix, and while `batch_rows` allows for memory and throughput."""
-        first = order[start]
-        first_width = len(inputs[first]) - shared[first] + t - 1
-        chunk = [first]
-        p = shared[first]
-        for i in order[start + 1 :]:
-            p = min(p, shared[i])
-            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
-            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
-                break
-            chunk.append(i)
-        return chunk
 
     @torch.inference_mode()
     def _run_suffixes(
@@ -437,9 +407,6 @@ class TorchBackend(Backend):
         self.counters.forward_passes += 1
         self.counters.sequences += 1
         return rows
-
-
-MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cache
 
 
 class PrefixCache:
