@@ -13,6 +13,7 @@ on connect. Gradient and attention methods are refused by the registry's capabil
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -83,9 +84,9 @@ class EngineClient:
                     if data == "[DONE]":
                         return
                     yield json.loads(data)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 raise EngineError(
-                    f"the vLLM engine at {self.base} broke off the answer ({exc})", retry=False
+                    f"the vLLM engine at {self.base} broke off the answer ({exc!r})", retry=False
                 ) from None
         raise EngineError(
             f"the vLLM engine at {self.base} ended the answer before it was complete; check "
@@ -96,12 +97,32 @@ class EngineClient:
         for attempt in range(RETRIES + 1):
             try:
                 with self._open(method, path, body) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    return self._read_json(response)
             except EngineError as exc:
                 if not exc.retry or attempt == RETRIES:
                     raise
                 time.sleep(BACKOFF_S * (2**attempt))
         raise AssertionError("unreachable")
+
+    def _read_json(self, response: Any) -> Any:
+        """The answer's JSON; an answer cut off (the engine stopped mid-reply) is an
+        EngineError worth one retry, never a raw http.client exception."""
+        try:
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineError(
+                f"the vLLM engine at {self.base} broke off its answer ({exc!r}); check that it "
+                "is still running",
+                retry=True,
+            ) from None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise EngineError(
+                f"the vLLM engine at {self.base} sent an answer that is not JSON; check that "
+                "the endpoint setting names a vLLM server",
+                retry=False,
+            ) from None
 
     def _open(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
@@ -113,7 +134,7 @@ class EngineClient:
             return urllib.request.urlopen(request, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
             raise _http_error(self.base, path, exc) from None
-        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
                 what = f"did not answer within {self.timeout_s:g} s"

@@ -26,6 +26,7 @@ class Other:
         self.key: str | None = None
         self.prompt_logprobs = True
         self.calls = 0
+        self.cut_off = 0  # answers that promise a body and close before sending it
 
 
 def handler(state: Other) -> type[BaseHTTPRequestHandler]:
@@ -43,6 +44,15 @@ def handler(state: Other) -> type[BaseHTTPRequestHandler]:
 
         def _gate(self) -> bool:
             state.calls += 1
+            if state.cut_off > 0:  # an engine killed mid-reply: headers, then nothing
+                state.cut_off -= 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "713")
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                return False
             if state.fail_first > 0:
                 state.fail_first -= 1
                 self._send(503, {"error": {"message": "engine restarting"}})
@@ -132,3 +142,16 @@ def test_the_api_key_comes_from_the_environment(other, monkeypatch):
     assert API_KEY_ENV in str(err.value) and "sk-from-env" not in str(err.value)
     monkeypatch.setenv(API_KEY_ENV, "sk-from-env")
     assert connect(url).served_model == "other"
+
+
+def test_an_answer_cut_off_mid_body_is_retried_then_named(other):
+    """An engine that dies after its headers (http.client.IncompleteRead underneath) is an
+    EngineError: retried like a refused connection, and named when retries run out."""
+    url, state = other
+    backend = connect(url)
+    state.cut_off = 1  # one broken answer, then a good one: the retry hides it
+    assert backend.generate([1, 2], 2) is not None
+    state.cut_off = 10
+    with pytest.raises(EngineError) as err:
+        backend.generate([1, 2], 2)
+    assert "broke off its answer" in str(err.value) and "IncompleteRead" in str(err.value)
