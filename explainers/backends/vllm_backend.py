@@ -134,7 +134,7 @@ class EngineClient:
             return urllib.request.urlopen(request, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
             raise _http_error(self.base, path, exc) from None
-        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
                 what = f"did not answer within {self.timeout_s:g} s"
