@@ -230,8 +230,7 @@ class ChatEngine:
         `foil`, a contrastive explanation: why the reply rather than `foil` (every score is
         about log P(reply) − log P(foil)); a method that cannot score that, an empty foil or
         one that is the reply itself raise a PromptXrayError before any model work."""
-        from promptxray.explainers.anytime import explain_stages, stage_plan
-        from promptxray.explainers.explain import explain
+        from promptxray.explainers.anytime import run_stages
         from promptxray.explainers.registry import AUTO, get_method
 
         backend = self.backend()
@@ -263,13 +262,9 @@ class ChatEngine:
             if progress:
                 progress(stage, done, total)
 
-        # attention switches the model to eager attention, activation_max hooks its layers,
-        # and auto may run either: those must not share the model with a generation.
-        if request.method == AUTO:
-            exclusive = True
-        else:
-            spec = get_method(request.method)
-            exclusive = spec.needs_attentions or not spec.attributes_target
+        # a method that alters the model while it runs (and auto, which may run one) must not
+        # share the model with a generation
+        exclusive = request.method == AUTO or get_method(request.method).alters_model
         # the library writes scores onto the input's tokens: each explanation gets its own
         # copies of them (the ids are reused as they are)
         mi = prompt.model_input
@@ -278,15 +273,14 @@ class ChatEngine:
         with self.explain_lock, self.lock.exclusive() if exclusive else self.lock.shared():
             if stop is not None and stop.is_set():
                 raise Cancelled("the explanation was stopped")
-            if on_stage is None or len(stage_plan(request, backend)) == 1:
-                expl = explain(request, backend=backend, progress=report, model_input=model_input)
-            else:
-                for expl in explain_stages(request, backend, report, model_input):
-                    if expl.stage is not None and not expl.stage.final:
-                        seconds = time.perf_counter() - started
-                        on_stage(
-                            ExplainResult(expl, prompt.conversation, target_text, whole, seconds)
-                        )
+            show = None
+            if on_stage is not None:
+
+                def show(stage: Explanation) -> None:
+                    seconds = time.perf_counter() - started
+                    on_stage(ExplainResult(stage, prompt.conversation, target_text, whole, seconds))
+
+            expl = run_stages(request, backend, report, model_input, on_stage=show)
         seconds = time.perf_counter() - started
         return ExplainResult(expl, prompt.conversation, target_text, whole, seconds)
 
@@ -334,9 +328,9 @@ class ChatEngine:
         from promptxray.explainers.nl import self_explain
 
         backend = self.backend()
-        prompt_text = "\n\n".join(str(m["content"]) for m in result.conversation.messages)
+        contents = [str(m["content"]) for m in result.conversation.messages]
         with self.explain_lock, self.lock.shared():
-            found = self_explain(backend, result.explanation, prompt_text, lang=lang)
+            found = self_explain(backend, result.explanation, contents, lang=lang)
         result.explanation.self_explanation = found
         return found
 

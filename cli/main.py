@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from promptxray.cli.backend_flags import add_backend_flags, backend_options
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.errors import PromptXrayError
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
-from promptxray.explainers.types import GRANULARITIES, ExplainRequest
+from promptxray.explainers.types import GRANULARITIES, ExplainRequest, Explanation
 
 DESCRIPTION = "Show which parts of a prompt drive a language model's answer."
 
@@ -192,8 +192,8 @@ def request_from_args(
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from promptxray.explainers.anytime import run_stages
     from promptxray.explainers.documents import read_prompt_file
-    from promptxray.explainers.explain import explain
     from promptxray.explainers.render import render_html, render_text
 
     source = read_prompt_file(args.file)
@@ -229,10 +229,10 @@ def run_explain(args: argparse.Namespace) -> int:
         options=request.backend_options,
     )
     progress = _stage_progress(sys.stderr)
-    if args.stages:
-        explanation = _print_stages(request, backend, progress, args)
-    else:
-        explanation = explain(request, backend=backend, progress=progress)
+    show = _stage_printer(args) if args.stages else None
+    explanation = run_stages(request, backend, progress, on_stage=show)
+    if show is not None:
+        show(explanation)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
@@ -254,21 +254,18 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_stages(request: ExplainRequest, backend: Any, progress: Any, args: Any) -> Any:
-    """Run an anytime explanation, printing each stage's summary to stderr as it arrives;
-    return the final stage."""
-    from promptxray.explainers.anytime import explain_stages
+def _stage_printer(args: Any) -> Callable[[Explanation], None]:
+    """Prints each stage's summary to stderr as it arrives (`--stages`)."""
     from promptxray.explainers.nl import summary
 
-    final = None
-    for stage in explain_stages(request, backend, progress):
+    def show(stage: Explanation) -> None:
         info = stage.stage
         assert info is not None
         head = f"[{info.index}/{info.total} {info.name} · {info.seconds:.1f} s]"
         text = summary(stage, args.lang, args.no_effect_threshold)
         print(f"promptxray: {head} {text}", file=sys.stderr, flush=True)
-        final = stage
-    return final
+
+    return show
 
 
 def _say(message: str) -> None:

@@ -12,9 +12,9 @@ margin is not, the answer *may* differ, and the explanation says so. On request 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.details import AnswerCheck, ReferenceAnswer
 from promptxray.explainers.types import ExplainRequest, Explanation
 
 
@@ -32,7 +32,7 @@ def visible(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
 
 
-def answer_check(expl: Explanation, backend: Backend) -> dict[str, Any] | None:
+def answer_check(expl: Explanation, backend: Backend) -> AnswerCheck | None:
     """The check's facts for a generated answer explained on a quantized ONNX export (None for
     other backends, fp32 exports, exports without the figures, and given targets)."""
     manifest = getattr(backend, "manifest", None)
@@ -46,25 +46,25 @@ def answer_check(expl: Explanation, backend: Backend) -> dict[str, Any] | None:
         return None
     closest = min(expl.target.tokens, key=lambda t: t.logprob)
     margin = margin_bound(closest.logprob)
-    return {
-        "quantization": manifest["quantization"],
-        "prompts": int(agreement.get("prompts", 0)),
-        "same_answer": round(float(agreement.get("same_answer", 0.0)) * agreement["prompts"]),
-        "max_logit_stray": float(stray),
-        "closest_token": closest.text if closest.text.strip() else visible(closest.text),
-        "closest_prob": math.exp(closest.logprob),
-        "margin_bound": margin,
-        "may_differ": margin <= 2 * float(stray),
-    }
+    return AnswerCheck(
+        quantization=manifest["quantization"],
+        prompts=int(agreement.get("prompts", 0)),
+        same_answer=round(float(agreement.get("same_answer", 0.0)) * agreement["prompts"]),
+        max_logit_stray=float(stray),
+        closest_token=closest.text if closest.text.strip() else visible(closest.text),
+        closest_prob=math.exp(closest.logprob),
+        margin_bound=margin,
+        may_differ=margin <= 2 * float(stray),
+    )
 
 
 def answer_check_into(expl: Explanation, request: ExplainRequest, backend: Backend) -> None:
-    """Put the check in `expl.details["answer_check"]`; with option `reference_answer`, also
-    run fp32 torch once and put its answer in `details["reference_answer"]` when it differs."""
+    """Put the check in `expl.answer_check`; with option `reference_answer`, also run fp32
+    torch once and put its answer in `answer_check.reference` when it differs."""
     check = answer_check(expl, backend)
     if check is None:
         return
-    expl.details["answer_check"] = check
+    expl.answer_check = check
     if not request.options.get("reference_answer"):
         return
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
@@ -77,6 +77,12 @@ def answer_check_into(expl: Explanation, request: ExplainRequest, backend: Backe
     ids = build_input(doc, backend, request.chat_template).ids
     answer = [t.token_id for t in expl.target.tokens]
     found = backend.reference_answer(ids, answer, request.max_new_tokens)
-    check["checked"] = True
+    check.checked = True
     if found is not None:
-        expl.details["reference_answer"] = found
+        check.reference = ReferenceAnswer(
+            text=found["text"],
+            token_ids=list(found["token_ids"]),
+            backend=found.get("backend", "torch"),
+            precision=found.get("precision", "fp32"),
+            export_answer_agreement=found.get("export_answer_agreement"),
+        )

@@ -1,9 +1,10 @@
 """`method="auto"`: run the cheap methods on this prompt, measure each one's faithfulness, and
 return the most faithful within a time budget, saying why it was chosen.
 
-Methods are tried in order of how faithful they usually are per second (occlusion first, so a
-good answer exists early); a candidate is skipped when its predicted cost, calibrated on the
-first run, would overrun the budget (option `budget_s`, default 5 s).
+The candidates are the methods registered with an `AutoCost` (registry.py), tried in its order
+(the usually most faithful per second first, so a good answer exists early); a candidate is
+skipped when its predicted cost, calibrated on the first run, would overrun the budget (option
+`budget_s`, default 5 s).
 """
 
 from __future__ import annotations
@@ -22,18 +23,9 @@ from promptxray.explainers.metrics import (
     bin_count,
     faithfulness,
 )
-from promptxray.explainers.registry import MethodResult, MethodSpec, get_method
+from promptxray.explainers.registry import MethodResult, MethodSpec, auto_candidates
 
 DEFAULT_BUDGET_S = 5.0
-# candidate -> rough cost in sequences scored, as a multiple of the number of units (n)
-# plus a constant; used only to predict whether a candidate fits the remaining budget.
-CANDIDATES: dict[str, tuple[float, float]] = {
-    "occlusion": (1.0, 0.0),
-    "gradient_x_input": (0.0, 3.0),
-    "attention": (0.0, 1.0),
-    "saliency": (0.0, 3.0),
-    "integrated_gradients": (0.0, 100.0),
-}
 
 
 @dataclass
@@ -113,17 +105,20 @@ def _faithfulness_sequences(n_units: int) -> int:
     return 2 * len({bin_count(n_units, f) for f in fractions} | {0, n_units})
 
 
-def _predicted_cost(name: str, n_units: int, seconds_per_sequence: float) -> float:
-    per_unit, fixed = CANDIDATES[name]
-    faith_sequences = _faithfulness_sequences(n_units)
-    return (per_unit * n_units + fixed + faith_sequences) * seconds_per_sequence
+def _predicted_cost(spec: MethodSpec, n_units: int, seconds_per_sequence: float) -> float:
+    assert spec.auto_cost is not None
+    cost = spec.auto_cost.per_unit * n_units + spec.auto_cost.fixed
+    return (cost + _faithfulness_sequences(n_units)) * seconds_per_sequence
 
 
 def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
     """Try the candidates that run on this backend within the budget; keep the most faithful."""
     budget = ctx.option("budget_s", DEFAULT_BUDGET_S, float, lo=0.0)
-    specs = [get_method(n) for n in CANDIDATES]
-    specs = [s for s in specs if s.runs_on(ctx.backend) and (s.contrastive or not ctx.foil_ids)]
+    specs = [
+        s
+        for s in auto_candidates()
+        if s.runs_on(ctx.backend) and (s.contrastive or not ctx.foil_ids)
+    ]
     # a candidate that does not fit in memory is skipped (not replaced by line occlusion)
     strict = replace(ctx, options={**ctx.options, "memory_fallback": False})
     tried: list[Candidate] = []
@@ -132,7 +127,7 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
     for spec in specs:
         elapsed = time.perf_counter() - started
         if tried:
-            predicted = _predicted_cost(spec.name, len(ctx.units), seconds_per_sequence)
+            predicted = _predicted_cost(spec, len(ctx.units), seconds_per_sequence)
             if elapsed + predicted > budget:
                 skipped.append(spec.name)
                 continue

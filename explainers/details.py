@@ -172,3 +172,40 @@ class SelfExplanation:
         made = _build(cls, data)
         made.claims = [_build(Claim, c) if isinstance(c, dict) else c for c in made.claims]
         return made
+
+
+@dataclass
+class ReferenceAnswer:
+    """fp32 torch's greedy answer where it differs from the quantized export's."""
+
+    text: str
+    token_ids: list[int]
+    backend: str = "torch"
+    precision: str = "fp32"
+    export_answer_agreement: float | None = None  # the export's share of same answers
+
+
+@dataclass
+class AnswerCheck:
+    """Would fp32 answer the same as a quantized model (explainers/answer_check.py)? The
+    export's record, the answer token with the smallest margin, and whether that margin lies
+    within the export's measured logit error; `checked` when fp32 was run (option
+    `reference_answer`), with its answer in `reference` when it differs."""
+
+    quantization: str
+    prompts: int  # the export's answer-agreement prompts
+    same_answer: int  # of which fp32 and the export answered alike
+    max_logit_stray: float  # the export's measured max |logit − fp32 logit|
+    closest_token: str
+    closest_prob: float
+    margin_bound: float  # nats: a lower bound on that token's margin over the runner-up
+    may_differ: bool  # margin_bound <= 2 × max_logit_stray
+    checked: bool = False
+    reference: ReferenceAnswer | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnswerCheck:
+        made = _build(cls, data)
+        if isinstance(made.reference, dict):
+            made.reference = _build(ReferenceAnswer, made.reference)
+        return made

@@ -27,7 +27,12 @@ from promptxray.explainers.registry import (
     check_supported,
     get_method,
 )
-from promptxray.explainers.targets import check_context, resolve_foil, resolve_target
+from promptxray.explainers.targets import (
+    check_context,
+    resolve_foil,
+    resolve_target,
+    scored_tokens,
+)
 from promptxray.explainers.types import (
     GRANULARITIES,
     ExplainRequest,
@@ -35,7 +40,6 @@ from promptxray.explainers.types import (
     Foil,
     Span,
     Target,
-    TargetToken,
 )
 from promptxray.explainers.units import group_units
 
@@ -162,8 +166,8 @@ def self_explain_into(
     if progress:
         progress("self-explain", 0, 1)
     messages = parse_document(request.text, request.path).messages
-    prompt_text = "\n\n".join(m.content for m in messages)
-    expl.self_explanation = self_explain(backend, expl, prompt_text, lang=request.lang)
+    contents = [m.content for m in messages]
+    expl.self_explanation = self_explain(backend, expl, contents, lang=request.lang)
     if progress:
         progress("self-explain", 1, 1)
 
@@ -205,11 +209,12 @@ def _explain(
 
 
 def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
-    """granularity="auto": occlusion refines lines → words → tokens where they matter
-    (hierarchy.py); other methods use words up to AUTO_WORD_LIMIT prompt tokens, else lines."""
+    """granularity="auto": a leave-one-out method refines lines → words → tokens where they
+    matter (hierarchy.py); other methods use words up to AUTO_WORD_LIMIT prompt tokens, else
+    lines."""
     ctx = prep.ctx
-    if spec.name == "occlusion":
-        found = refine(ctx, prep.source)
+    if spec.leave_one_out:
+        found = refine(ctx, prep.source, spec)
         prep.ctx = replace(ctx, units=found.units)
         return MethodResult(
             unit_scores=found.scores,
@@ -252,13 +257,9 @@ def assemble(
         if request.granularity != "token":
             start, end = _trim(source, start, end)
         spans.append(Span(source[start:end], start, end, float(score), list(unit)))
-    target_tokens = [
-        TargetToken(backend.piece(t), int(t), float(lp))
-        for t, lp in zip(ctx.target_ids, ctx.base_logprobs, strict=True)
-    ]
     target = Target(
         text=backend.decode(ctx.target_ids),
-        tokens=target_tokens,
+        tokens=scored_tokens(backend, ctx.target_ids, ctx.base_logprobs),
         logprob=ctx.target_logprob,
         generated=prep.generated,
     )
@@ -268,10 +269,7 @@ def assemble(
     if ctx.foil_ids is not None and ctx.foil_logprobs is not None:
         foil = Foil(
             text=backend.decode(ctx.foil_ids),
-            tokens=[
-                TargetToken(backend.piece(t), int(t), float(lp))
-                for t, lp in zip(ctx.foil_ids, ctx.foil_logprobs, strict=True)
-            ],
+            tokens=scored_tokens(backend, ctx.foil_ids, ctx.foil_logprobs),
             logprob=float(ctx.foil_logprobs.sum()),
         )
         ablated = None  # removal scores are of log P(target) − log P(foil), not of log P
@@ -279,7 +277,6 @@ def assemble(
             curves.units = CONTRAST_UNITS + ";" + curves.units.partition(";")[2]
     metrics = dict(result.metrics)
     details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
-    degraded = details.pop("degraded", None)
     if faith is not None:
         metrics.update(faith.metrics())
     if backend.counters.requests:  # a served engine: what was sent to it
@@ -309,7 +306,7 @@ def assemble(
         hierarchy=result.hierarchy,
         faithfulness=curves,
         counterfactuals=result.counterfactuals,
-        degraded=str(degraded) if degraded else None,
+        degraded=result.degraded,
         foil=foil,
     )
 

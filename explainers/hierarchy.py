@@ -2,19 +2,21 @@
 then the tokens inside the words that matter, so a long prompt gets line-level answers at the
 cost of one pass over its lines and detail only where it pays.
 
-Every unit's score is its own leave-one-out effect on the target (occlusion), measured in the
-full prompt, so a refined word's score is exactly what plain word-level occlusion gives it.
-Each level is one batched call that reuses the prompt's key/value prefix.
+Every unit's score is its own removal effect on the target, measured in the full prompt by a
+leave-one-out method (`MethodSpec.leave_one_out`: occlusion, or any method registered so), so a
+refined word's score is exactly what the method gives it at word level. Each level is one
+batched call that reuses the prompt's key/value prefix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.details import HierarchyInfo
+from promptxray.explainers.registry import MethodSpec
 from promptxray.explainers.units import group_units
 
 COVER = 0.8  # refine the top units until they hold this share of the level's total |score|
@@ -28,7 +30,7 @@ REFINE_FLOOR = 0.05
 # first edit to the end, after the shared prefix), the cost that dominates on long prompts
 REFINE_BUDGET = 0.6
 BUDGET_MIN_TOKENS = 8192
-# methods other than occlusion: word units up to this many prompt tokens, lines above
+# methods that are not leave-one-out: word units up to this many prompt tokens, lines above
 AUTO_WORD_LIMIT = 512
 
 
@@ -58,12 +60,15 @@ class Hierarchy:
         )
 
 
-def _leave_one_out(ctx: MethodContext, units: list[list[int]], which: list[int]) -> np.ndarray:
-    """f(x) - f(x without unit i) for the units listed in `which` (one batched call)."""
-    variants = [ctx.ids_without(units[i]) for i in which]
-    if not variants:
+def _leave_one_out(
+    ctx: MethodContext, spec: MethodSpec, units: list[list[int]], which: list[int]
+) -> np.ndarray:
+    """The removal effect of each unit listed in `which`, by the leave-one-out method `spec`
+    (one call: its scores do not depend on which other units are scored beside)."""
+    chosen = [units[i] for i in which]
+    if not chosen:
         return np.zeros(0)
-    return ctx.base_score - ctx.score_variants(variants)
+    return spec.fn(replace(ctx, units=chosen)).scores_per_unit(chosen)
 
 
 @dataclass
@@ -135,19 +140,27 @@ def _skipped(
     return [f"{n} {kind}(s) not refined: {why[rule]}" for rule, n in pruned.items() if n]
 
 
-def line_pass(ctx: MethodContext, source: str) -> tuple[list[list[int]], np.ndarray]:
-    """The line units and each line's leave-one-out effect (one batched call)."""
+def line_pass(
+    ctx: MethodContext, source: str, spec: MethodSpec
+) -> tuple[list[list[int]], np.ndarray]:
+    """The line units and each line's removal effect by `spec` (one batched call)."""
     line_units = group_units(source, ctx.input.tokens, "line")
-    return line_units, _leave_one_out(ctx, line_units, list(range(len(line_units))))
+    return line_units, _leave_one_out(ctx, spec, line_units, list(range(len(line_units))))
 
 
 def refine(
-    ctx: MethodContext, source: str, known: tuple[list[list[int]], np.ndarray] | None = None
+    ctx: MethodContext,
+    source: str,
+    spec: MethodSpec,
+    known: tuple[list[list[int]], np.ndarray] | None = None,
 ) -> Hierarchy:
-    """Lines, then words in the lines that matter, then tokens in the words that matter.
-    `known`: the line pass when it was already run (an anytime explanation's line stage)."""
+    """Lines, then words in the lines that matter, then tokens in the words that matter, each
+    scored by the leave-one-out method `spec`. `known`: the line pass when it was already run
+    (an anytime explanation's line stage)."""
+    if not spec.leave_one_out:
+        raise ValueError(f"method {spec.name!r} does not score units by leave-one-out")
     tokens = ctx.input.tokens
-    line_units, line_scores = known if known is not None else line_pass(ctx, source)
+    line_units, line_scores = known if known is not None else line_pass(ctx, source, spec)
     word_units = group_units(source, tokens, "word")
     word_of = {t: w for w, unit in enumerate(word_units) for t in unit}
 
@@ -166,7 +179,7 @@ def refine(
 
     words_in = {li: words_of_line[li] for li in lines}
     words = [w for li in lines for w in words_in[li]]
-    word_scores = dict(zip(words, _leave_one_out(ctx, word_units, words), strict=True))
+    word_scores = dict(zip(words, _leave_one_out(ctx, spec, word_units, words), strict=True))
 
     multi = [w for w in words if len(word_units[w]) > 1]
     ranked = np.zeros(len(word_units))
@@ -180,7 +193,7 @@ def refine(
     token_scores = dict(
         zip(
             [u[0] for u in token_units],
-            _leave_one_out(ctx, token_units, list(range(len(token_units)))),
+            _leave_one_out(ctx, spec, token_units, list(range(len(token_units)))),
             strict=True,
         )
     )

@@ -34,6 +34,8 @@ class MethodResult:
     ablated_logprob: list[float] | None = None
     hierarchy: HierarchyInfo | None = None
     counterfactuals: Counterfactuals | None = None
+    # why the method could not run as asked (e.g. memory) and what ran instead
+    degraded: str | None = None
 
     def scores_per_unit(self, units: list[list[int]]) -> np.ndarray:
         """The unit scores, or each unit's sum of token scores when the method gave only those."""
@@ -50,6 +52,18 @@ MethodFn = Callable[["MethodContext"], MethodResult]
 
 
 @dataclass(frozen=True)
+class AutoCost:
+    """A method that `method="auto"` tries: its rough cost in sequences scored (`per_unit` ×
+    units + `fixed`), used only to predict whether it fits the time budget, and its place in
+    the order of trial (lowest first: the usually most faithful per second, so a good answer
+    exists early)."""
+
+    per_unit: float
+    fixed: float
+    order: int
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """A registered method and what it needs from a backend."""
 
@@ -62,6 +76,17 @@ class MethodSpec:
     score_kind: ScoreKind = "estimate"
     # scores the contrastive quantity log P(target) − log P(foil) when the request has a foil
     contrastive: bool = True
+    # each unit's score is its own removal effect in the whole prompt, whatever the other units:
+    # any subset of units can be scored alone, so granularity "auto" refines lines into words
+    # and tokens with it, the anytime stages run it, and its line scores are the editor's
+    # "no measurable effect" hints (no second run)
+    leave_one_out: bool = False
+    # set for the cheap methods that method "auto" compares on the user's prompt
+    auto_cost: AutoCost | None = None
+
+    def __post_init__(self) -> None:
+        if self.leave_one_out and self.score_kind != "removal":
+            raise ValueError(f"method {self.name!r}: leave_one_out scores are removal effects")
 
     @property
     def attributes_target(self) -> bool:
@@ -69,8 +94,11 @@ class MethodSpec:
         return self.score_kind != "activation"
 
     @property
-    def forward_only(self) -> bool:
-        return not (self.needs_gradients or self.needs_attentions)
+    def alters_model(self) -> bool:
+        """True when running changes the model for the time (attention switches it to eager
+        attention, activation_max hooks its layers): it must not share the model with a
+        generation."""
+        return self.needs_attentions or not self.attributes_target
 
     def runs_on(self, backend: Any) -> bool:
         if self.needs_gradients and not getattr(backend, "supports_gradients", False):
@@ -80,6 +108,12 @@ class MethodSpec:
 
 _METHODS: dict[str, MethodSpec] = {}
 
+AUTO = "auto"  # not a method but a choice among them (explainers/auto.py)
+AUTO_SUMMARY = (
+    "runs the cheap methods, measures each one's faithfulness on this prompt, and keeps the "
+    "most faithful within the time budget"
+)
+
 
 def register(
     name: str,
@@ -88,12 +122,23 @@ def register(
     needs_attentions: bool = False,
     score_kind: ScoreKind = "estimate",
     contrastive: bool = True,
+    leave_one_out: bool = False,
+    auto_cost: AutoCost | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Decorator adding a method function to the table under `name`."""
+    """Decorator adding a method function to the table under `name` (see MethodSpec for what
+    each flag means and which machinery it opts the method into)."""
 
     def add(fn: MethodFn) -> MethodFn:
         _METHODS[name] = MethodSpec(
-            name, fn, summary, needs_gradients, needs_attentions, score_kind, contrastive
+            name,
+            fn,
+            summary,
+            needs_gradients=needs_gradients,
+            needs_attentions=needs_attentions,
+            score_kind=score_kind,
+            contrastive=contrastive,
+            leave_one_out=leave_one_out,
+            auto_cost=auto_cost,
         )
         return fn
 
@@ -118,11 +163,26 @@ def get_method(name: str) -> MethodSpec:
         raise UnknownMethodError(f"unknown method {name!r}; available: {known}") from None
 
 
-AUTO = "auto"  # not a method but a choice among them (explainers/auto.py)
-AUTO_SUMMARY = (
-    "runs the cheap methods, measures each one's faithfulness on this prompt, and keeps the "
-    "most faithful within the time budget"
-)
+def unregister(name: str) -> None:
+    """Remove a method from the table (a method registered for a test or a plug-in session)."""
+    _METHODS.pop(name, None)
+
+
+def auto_candidates() -> list[MethodSpec]:
+    """The methods `method="auto"` compares, in their order of trial."""
+    found = [m for m in list_methods() if m.auto_cost is not None]
+    return sorted(found, key=lambda m: m.auto_cost.order if m.auto_cost else 0)
+
+
+DEFAULT_LEAVE_ONE_OUT = "occlusion"  # the removal method hints fall back on
+
+
+def leave_one_out_method(name: str) -> str:
+    """`name` when it is a leave-one-out method, else the default one: the method whose line
+    scores serve as "no measurable effect" hints beside an explanation by `name`."""
+    if name != AUTO and get_method(name).leave_one_out:
+        return name
+    return DEFAULT_LEAVE_ONE_OUT
 
 
 def validate_method(name: str) -> None:

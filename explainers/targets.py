@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.errors import ContextLengthError, InvalidRequestError
+from promptxray.explainers.types import TargetToken
 
 
 def check_context(backend: Backend, prompt_len: int, extra: int) -> None:
@@ -63,3 +66,14 @@ def resolve_foil(
         )
     check_context(backend, len(prompt_ids), len(ids))
     return ids
+
+
+def scored_tokens(
+    backend: Backend, ids: Sequence[int], logprobs: Sequence[float]
+) -> list[TargetToken]:
+    """The tokens of a teacher-forced continuation (a target or a foil) with their
+    log-probabilities, as an Explanation records them."""
+    return [
+        TargetToken(backend.piece(t), int(t), float(lp))
+        for t, lp in zip(ids, logprobs, strict=True)
+    ]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.details import (
+    AnswerCheck,
     AutoReport,
     Counterfactuals,
     FaithfulnessCurves,
@@ -20,17 +21,21 @@ from promptxray.explainers.details import (
     StageInfo,
 )
 
-Granularity = Literal[
+# what one part of the prompt is: a fixed unit (units.group_units makes it), or "auto" (lines,
+# refined into words and tokens where they matter: explainers/hierarchy.py)
+FixedGranularity = Literal[
     "token", "word", "line", "sentence", "section", "message", "example", "variable"
 ]
+Granularity = Literal[FixedGranularity, "auto"]
+FIXED_GRANULARITIES: tuple[FixedGranularity, ...] = get_args(FixedGranularity)
+GRANULARITIES: tuple[Granularity, ...] = (*FIXED_GRANULARITIES, "auto")
 # the prompt's structure-level parts (explainers/structure.py)
-STRUCTURE_GRANULARITIES: tuple[str, ...] = ("sentence", "section", "message", "example", "variable")
-GRANULARITIES: tuple[str, ...] = ("token", "word", "line", *STRUCTURE_GRANULARITIES, "auto")
-# what units.group_units makes
-FIXED_GRANULARITIES: tuple[str, ...] = ("token", "word", "line", *STRUCTURE_GRANULARITIES)
+STRUCTURE_GRANULARITIES: tuple[FixedGranularity, ...] = FIXED_GRANULARITIES[3:]
 # 2: typed fields (ablated_logprob, hierarchy, faithfulness, auto, counterfactuals,
-# self_explanation, score_kind, body_start) instead of keys of `details`; version 1 still reads.
-SCHEMA_VERSION = 2
+# self_explanation, score_kind, body_start) instead of keys of `details`; 3: `answer_check`
+# (with fp32's answer in it) instead of details["answer_check"] and details["reference_answer"].
+# Older versions still read.
+SCHEMA_VERSION = 3
 # version-1 keys of `details` that became typed fields, and how each is read
 _TYPED_DETAILS: dict[str, Any] = {
     "ablated_logprob": list,
@@ -121,7 +126,7 @@ class ExplainRequest:
     path: str | None = None
     method: str = "occlusion"
     target: str | None = None
-    granularity: str = "token"
+    granularity: Granularity = "token"
     model: str | None = None
     backend: str = "torch"
     max_new_tokens: int = 8
@@ -145,7 +150,7 @@ class Explanation:
     method: str
     backend: str
     model: str
-    granularity: str
+    granularity: Granularity
     target: Target
     tokens: list[Token]
     spans: list[Span]
@@ -172,6 +177,8 @@ class Explanation:
     degraded: str | None = None
     # a contrastive explanation: the alternative; scores are about log P(target) − log P(foil)
     foil: Foil | None = None
+    # a quantized model: would fp32 answer the same? (explainers/answer_check.py)
+    answer_check: AnswerCheck | None = None
 
     def __post_init__(self) -> None:
         if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds
@@ -208,7 +215,11 @@ class Explanation:
                     "ranked_units": details.pop("ranked_units", []),
                     "rejected_on_verification": details.pop("rejected_on_verification", 0),
                 }
-            data["schema_version"] = SCHEMA_VERSION
+        if data.get("schema_version", 1) < 3 and "answer_check" in details:
+            check = dict(details.pop("answer_check"))
+            check["reference"] = details.pop("reference_answer", None)
+            data["answer_check"] = check
+        data["schema_version"] = SCHEMA_VERSION
         data["details"] = details
         for key, read in _TYPED_DETAILS.items():
             if isinstance(data.get(key), dict):
@@ -217,6 +228,8 @@ class Explanation:
             data["counterfactuals"] = Counterfactuals.from_dict(data["counterfactuals"])
         if isinstance(data.get("foil"), dict):
             data["foil"] = Foil.from_dict(data["foil"])
+        if isinstance(data.get("answer_check"), dict):
+            data["answer_check"] = AnswerCheck.from_dict(data["answer_check"])
         return cls(**data)
 
     @classmethod

@@ -2,8 +2,9 @@
 
 The language server submits a `Job` per document version; the worker loads the model on first
 use, runs the configured method (which also asks the model why when `request.self_explain` is
-set) plus a line-level occlusion (for the "no measurable effect" hints), and returns a
-`JobResult`. Occlusion at granularity "auto" runs as an anytime explanation
+set) plus line-level removal effects (the "no measurable effect" hints: from the main run when
+it is a leave-one-out method, else by occlusion), and returns a `JobResult`. A leave-one-out
+method at granularity "auto" runs as an anytime explanation
 (explainers/anytime.py): each earlier stage (a one-pass preview, then exact lines) is handed
 to `Job.on_stage` as soon as it is done, and the job's result is the final stage. A newer job
 for the same document cancels the older one at its next progress step, between stages or
@@ -173,51 +174,52 @@ class Engine:
         return backend
 
     def _compute(self, job: Job) -> JobResult:
+        from promptxray.explainers.anytime import run_stages
         from promptxray.explainers.explain import explain
+        from promptxray.explainers.registry import get_method, leave_one_out_method
 
         if job.cancelled.is_set():
             raise JobCancelled(job.uri)
         progress = self._progress(job)
         backend = self._backend(job, progress)
-        main = self._stages(job, backend, progress)
+        on_stage = None if job.on_stage is None else self._stage_handler(job)
+        main = run_stages(job.request, backend, progress, on_stage=on_stage)
         foils = _foils(job.request, backend, main)
-        if main.method == "occlusion" and main.granularity in ("line", *STRUCTURE_GRANULARITIES):
+        whole_parts = main.granularity in ("line", *STRUCTURE_GRANULARITIES)
+        if whole_parts and get_method(main.method).leave_one_out:
             # removal effects of lines or whole parts: those with no effect are the hints, so
             # no second (line-level) run; on a 1.3k-token prompt that run took 44 s
             return JobResult(explanation=main, lines=main, foils=foils)
         if main.hierarchy is not None:
             return JobResult(explanation=main, lines=line_level(main), foils=foils)
-        lines_request = ExplainRequest(
-            text=job.request.text,
-            path=job.request.path,
-            method="occlusion",
+        lines_request = replace(
+            job.request,
+            method=leave_one_out_method(main.method),
             granularity="line",
-            model=job.request.model,
-            backend=job.request.backend,
-            chat_template=job.request.chat_template,
-            backend_options=job.request.backend_options,
+            target=None,
             target_ids=[t.token_id for t in main.target.tokens],
+            options={},  # the main method's options are not the hint method's
             faithfulness=False,  # only for the "no measurable effect" hints
-            foil=job.request.foil,  # the same contrast as the main explanation
-        )
+            self_explain=False,
+        )  # the same text, model, backend and foil as the main explanation
         lines = explain(lines_request, backend=backend, progress=progress)
         return JobResult(explanation=main, lines=lines, foils=foils)
 
-    def _stages(self, job: Job, backend: Any, progress: Progress) -> Explanation:
-        """The job's explanation; an anytime one hands its earlier stages to `job.on_stage`."""
-        from promptxray.explainers.anytime import explain_stages, stage_plan
-        from promptxray.explainers.explain import explain
+    def _stage_handler(self, job: Job) -> Callable[[Explanation], None]:
+        """Hands an anytime explanation's earlier stages to `job.on_stage`, unless cancelled."""
+        from promptxray.explainers.registry import get_method
 
-        if job.on_stage is None or len(stage_plan(job.request, backend)) == 1:
-            return explain(job.request, backend=backend, progress=progress)
-        for stage in explain_stages(job.request, backend, progress):
-            if stage.stage is not None and stage.stage.final:
-                return stage
+        assert job.on_stage is not None
+        show = job.on_stage
+
+        def on_stage(stage: Explanation) -> None:
             if job.cancelled.is_set():
                 raise JobCancelled(job.uri)
-            lines = stage if stage.score_kind == "removal" else None
-            job.on_stage(JobResult(explanation=stage, lines=lines))
-        raise RuntimeError("an anytime explanation ended without a final stage")
+            # the exact lines stage's scores are removal effects: the hints come from it
+            lines = stage if get_method(stage.method).leave_one_out else None
+            show(JobResult(explanation=stage, lines=lines))
+
+        return on_stage
 
     def shutdown(self) -> None:
         """Stop the worker: queued jobs are dropped, a running one stops at its next step

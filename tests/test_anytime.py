@@ -148,9 +148,9 @@ def test_refinement_stays_within_its_budget_and_says_what_it_left(stories, monke
     runs: list[list[int]] = []  # the first token of every variant each pass ran
     scored = hierarchy._leave_one_out
 
-    def counting(ctx: Any, units: list[list[int]], which: list[int]) -> Any:
+    def counting(ctx: Any, spec: Any, units: list[list[int]], which: list[int]) -> Any:
         runs.append([min(units[i]) for i in which])
-        return scored(ctx, units, which)
+        return scored(ctx, spec, units, which)
 
     monkeypatch.setattr(hierarchy, "_leave_one_out", counting)
     lines = [f"Lily had {i} red balls and a big dog named Max." for i in range(8)]

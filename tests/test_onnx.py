@@ -32,6 +32,7 @@ from promptxray.explainers.models.onnx_export import (
     export_onnx,
     model_fingerprint,
 )
+from promptxray.explainers.types import Explanation
 
 from .conftest import STORIES
 from .helpers import request_for
@@ -176,22 +177,22 @@ def test_margin_bound_is_the_winners_least_lead():
 def test_a_quantized_answer_says_whether_fp32_may_answer_differently(exports, stories, monkeypatch):
     int8 = OnnxBackend(exports["int8"])
     expl = explain(request_for(PROMPTS[0]), backend=int8)
-    check = expl.details["answer_check"]
+    check = expl.answer_check
+    assert check is not None
     manifest = int8.manifest
-    assert check["prompts"] == len(ANSWER_PROMPTS) >= 20
-    assert check["max_logit_stray"] == manifest["verification"]["max_abs_logit_diff"]
+    assert check.prompts == len(ANSWER_PROMPTS) >= 20
+    assert check.max_logit_stray == manifest["verification"]["max_abs_logit_diff"]
     margins = [margin_bound(t.logprob) for t in expl.target.tokens]
-    assert check["margin_bound"] == min(margins)
-    assert check["may_differ"] == (min(margins) <= 2 * check["max_logit_stray"])
+    assert check.margin_bound == min(margins)
+    assert check.may_differ == (min(margins) <= 2 * check.max_logit_stray)
+    assert Explanation.from_json(expl.to_json()).answer_check == check  # typed, round-trips
     brief = nl.summary(expl)
-    assert ("fp32 may answer differently" in brief) == check["may_differ"]
+    assert ("fp32 may answer differently" in brief) == check.may_differ
     assert "fp32's answer on" in nl.describe(expl)  # the full report always gives the record
     # fp32 exports and given targets: nothing to say
-    assert (
-        "answer_check" not in explain(request_for(PROMPTS[0]), OnnxBackend(exports["none"])).details
-    )
+    assert explain(request_for(PROMPTS[0]), OnnxBackend(exports["none"])).answer_check is None
     given = explain(request_for(PROMPTS[0], target=" Lily"), backend=int8)
-    assert "answer_check" not in given.details
+    assert given.answer_check is None
 
 
 def test_the_fp32_answer_is_shown_only_when_asked_for_and_different(exports, stories, monkeypatch):
@@ -203,22 +204,23 @@ def test_the_fp32_answer_is_shown_only_when_asked_for_and_different(exports, sto
     same = [t.token_id for t in expl.target.tokens] == [
         t for t in torch_answer if t not in stories.eos_ids()
     ]
-    assert expl.details["answer_check"]["checked"]
-    assert ("reference_answer" in expl.details) != same
+    assert expl.answer_check is not None and expl.answer_check.checked
+    assert (expl.answer_check.reference is not None) != same
     if same:
         assert "fp32 torch gives the same answer" in nl.describe(expl)
     # a different answer (as a quantized model may give) is reported with torch's own, first
-    expl.details.clear()
+    expl.answer_check = None
     expl.target.tokens = expl.target.tokens[:1]
     answer_check_into(expl, request, int8)
-    found = expl.details["reference_answer"]
-    assert found["backend"] == "torch" and found["precision"] == "fp32"
-    assert found["text"] == stories.decode(found["token_ids"]) and found["token_ids"]
+    found = expl.answer_check.reference if expl.answer_check else None
+    assert found is not None and found.backend == "torch" and found.precision == "fp32"
+    assert found.text == stories.decode(found.token_ids) and found.token_ids
     assert nl.summary(expl).startswith("Note: fp32 torch answers")
     # not asked for: nothing runs
-    expl.details.clear()
+    expl.answer_check = None
     answer_check_into(expl, request_for(PROMPTS[0]), int8)
-    assert "reference_answer" not in expl.details and "checked" not in expl.details["answer_check"]
+    assert expl.answer_check is not None
+    assert expl.answer_check.reference is None and not expl.answer_check.checked
 
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "attention", "saliency"])

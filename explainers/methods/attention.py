@@ -12,7 +12,7 @@ import torch
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.methods.degrade import degrades_to_lines
-from promptxray.explainers.registry import MethodResult, register
+from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 
 def layer_attentions(ctx: MethodContext) -> list[torch.Tensor]:
@@ -44,6 +44,7 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     "last-layer attention from the answer's positions to each prompt token, averaged over heads",
     needs_attentions=True,
     contrastive=False,
+    auto_cost=AutoCost(per_unit=0.0, fixed=1.0, order=2),
     score_kind="salience",
 )
 @degrades_to_lines("attention")

@@ -22,7 +22,7 @@ from promptxray.explainers.gradients import (
     value_and_grad,
 )
 from promptxray.explainers.methods.degrade import degrades_to_lines
-from promptxray.explainers.registry import MethodResult, register
+from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 QUADRATURES = ("adaptive", "gauss-legendre", "riemann")
 BASELINES = ("pad", "zero")
@@ -125,6 +125,7 @@ def adaptive_rule(
     "integrated_gradients",
     "integrated gradients on input embeddings, with its completeness error reported",
     needs_gradients=True,
+    auto_cost=AutoCost(per_unit=0.0, fixed=100.0, order=4),
 )
 @degrades_to_lines("integrated_gradients")
 def integrated_gradients(ctx: MethodContext) -> MethodResult:

@@ -4,13 +4,15 @@ when that token, word or line is removed. All variants run in batched forwards."
 from __future__ import annotations
 
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.registry import MethodResult, register
+from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 
 @register(
     "occlusion",
     "leave-one-out: the drop in the target's log-probability when a token, word or line is removed",
     score_kind="removal",
+    leave_one_out=True,
+    auto_cost=AutoCost(per_unit=1.0, fixed=0.0, order=0),
 )
 def occlusion(ctx: MethodContext) -> MethodResult:
     variants = [ctx.ids_without(unit) for unit in ctx.units]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.gradients import embedding_gradients
 from promptxray.explainers.methods.degrade import degrades_to_lines
-from promptxray.explainers.registry import MethodResult, register
+from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 
 @register(
@@ -14,6 +14,7 @@ from promptxray.explainers.registry import MethodResult, register
     "gradient norm on input embeddings: how sensitive the answer is to each token (unsigned)",
     needs_gradients=True,
     score_kind="salience",
+    auto_cost=AutoCost(per_unit=0.0, fixed=3.0, order=3),
 )
 @degrades_to_lines("saliency")
 def saliency(ctx: MethodContext) -> MethodResult:

@@ -241,28 +241,27 @@ def summary(
 
 
 def answer_note(expl: Explanation, lang: str = "en", brief: bool = False) -> str | None:
-    """What `details["answer_check"]` found about a quantized model's answer: fp32's answer
-    when it was run and differs; else, when some answer token's margin lies within the export's
+    """What `expl.answer_check` found about a quantized model's answer: fp32's answer when it
+    was run and differs; else, when some answer token's margin lies within the export's
     measured error, that fp32 may answer differently; else (not `brief`) the export's record."""
-    check = expl.details.get("answer_check")
-    if not check:
+    check = expl.answer_check
+    if check is None:
         return None
     t = templates(lang)
-    reference = expl.details.get("reference_answer")
     record = t["answer_record"].format(
-        quant=check["quantization"], same=check["same_answer"], prompts=check["prompts"]
+        quant=check.quantization, same=check.same_answer, prompts=check.prompts
     )
-    if reference:
+    if check.reference is not None:
         return t["answer_differs"].format(
-            quant=check["quantization"], text=_brief(t, reference["text"]), record=record
+            quant=check.quantization, text=_brief(t, check.reference.text), record=record
         )
-    if check.get("checked"):  # fp32 ran and gave the same answer
+    if check.checked:  # fp32 ran and gave the same answer
         return None if brief else t["answer_checked"].format(record=record)
-    if check.get("may_differ"):
+    if check.may_differ:
         return t["answer_may_differ"].format(
-            quant=check["quantization"],
-            token=_brief(t, check["closest_token"]),
-            prob=format_prob(check["closest_prob"]),
+            quant=check.quantization,
+            token=_brief(t, check.closest_token),
+            prob=format_prob(check.closest_prob),
             record=record,
         )
     if brief:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.details import Claim, ClaimStatus, SelfExplanation
@@ -115,12 +116,15 @@ def _clean_decode(backend: Backend, ids: list[int]) -> str:
 def self_explain(
     backend: Backend,
     explanation: Explanation,
-    prompt_text: str,
+    prompt: str | Sequence[str],
     lang: str = "en",
     max_new_tokens: int = 48,
 ) -> SelfExplanation:
     """Ask the model (greedily, through its chat template when it has one) which words of the
-    prompt made it give the explained answer, and check what it names against the attributions."""
+    prompt made it give the explained answer, and check what it names against the attributions.
+    `prompt`: its text, or its messages' contents (shown to the model as one user turn, the
+    messages a blank line apart)."""
+    prompt_text = prompt if isinstance(prompt, str) else "\n\n".join(prompt)
     t = _templates(lang)
     question = t["question"]
     answer_text = explanation.target.text
