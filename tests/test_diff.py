@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from promptxray.cli.main import main
-from promptxray.explainers.diff import ExplanationDiff, align, diff_explanations, explain_versions
+from promptxray.explainers.diff import (
+    ExplanationDiff,
+    align,
+    diff_explanations,
+    explain_versions,
+    rescore_target,
+)
 from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
@@ -99,6 +105,9 @@ def test_the_new_version_is_scored_against_the_old_answer_and_its_own_is_reporte
     assert "'He liked to play.'" in text and "edited from 'there was a little girl.'" in text
     assert "forward passes" in text and len(lines) <= 12
     assert set(diff.forward_passes) == {"old", "new", "new_own_answer"}
+    # the one policy the server's diffWithSaved follows too: rescore only a changed answer
+    assert rescore_target(old, own.target) is old.target
+    assert rescore_target(old, old.target) is None
     md = render_diff_markdown(diff, OLD, NEW)
     assert "| + new | `He liked to play.` | 3:1 |" in md
     assert md.index("The answer changed") < md.index("| Part |")
