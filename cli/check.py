@@ -1,15 +1,15 @@
 """`promptxray check PATH...`: explain each prompt that has `checks:` in its front matter and
-check its assertions (explainers/checks.py), for CI.
+check its assertions (explainers/checks/), for CI.
 
 Files are checked as given; folders are searched (recursively, hidden folders and
 node_modules skipped) for .prompt, .prompty, .prompt.md and .txt files that declare checks.
 One backend explains every prompt (the model loads once). A prompt's own `checks:` settings
 (method, granularity, max_new_tokens) win over the flags, which apply to the prompts that set
-none. The report has one line per assertion (PASS, FAIL or ERROR, with its evidence) and a
-summary line; `--junit FILE` also writes JUnit XML (one testsuite for the run, one testcase per
-assertion, classname = the file). Exit status: 0 when every assertion passes, 1 when any fails,
-2 on a usage error or invalid input (a prompt or a check that cannot be read, checked or
-explained; the other prompts are still checked and reported).
+none. The report has one line per assertion (PASS, FAIL or ERROR, with its evidence, worded in
+`--lang`) and a summary line; `--junit FILE` also writes JUnit XML (one testsuite for the run,
+one testcase per assertion, classname = the file). Exit status: 0 when every assertion passes,
+1 when any fails, 2 on a usage error or invalid input (a prompt or a check that cannot be read,
+checked or explained; the other prompts are still checked and reported).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from promptxray.cli.backend_flags import add_backend_flags, backend_options
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.checks import CheckResult, CheckSpec, has_checks, load_checks
 from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.nl import check_text
+from promptxray.explainers.nl.templates import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest, Explanation
 
 SUFFIXES = (".prompt", ".prompty", ".prompt.md", ".txt")
@@ -59,6 +61,9 @@ def add_check_parser(sub: Any) -> None:
         type=int,
         default=8,
         help="length of the generated answer (for prompts whose checks set none)",
+    )
+    ck.add_argument(
+        "--lang", default="en", choices=LANGUAGES, help="language of the evidence and summary"
     )
     ck.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     ck.add_argument(
@@ -155,7 +160,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if any(r.spec is not None and r.spec.assertions for r in runs):
         _explain_all(runs, args)
     seconds = time.perf_counter() - started
-    report(runs, out)
+    report(runs, out, args.lang)
     if args.junit:
         write_junit(runs, args.junit, seconds, args)
     if problems or any(_invalid(r) for r in runs):
@@ -211,28 +216,19 @@ def _explain_all(runs: list[FileRun], args: argparse.Namespace) -> None:
         except PromptXrayError as exc:
             run.problem = f"could not explain {run.path}: {exc}"
         else:
-            run.results = evaluate(spec, run.explanation)
+            run.results = evaluate(spec, run.explanation, args.lang)
         run.seconds = time.perf_counter() - began
 
 
 # --- the report --------------------------------------------------------------------------------
 
 
-def _prob(p: float) -> str:
-    from promptxray.explainers.render import format_prob
-
-    return format_prob(p)
-
-
-def report(runs: list[FileRun], out: TextIO) -> None:
+def report(runs: list[FileRun], out: TextIO, lang: str = "en") -> None:
     """One header per file, one line per assertion (and invalid check), one summary line."""
     for run in runs:
         expl, spec = run.explanation, run.spec
         if expl is not None:
-            head = (
-                f"{run.path}: answer {expl.target.text!r} P={_prob(expl.target.prob)} · "
-                f"{expl.method} · {expl.granularity} · {run.seconds:.1f} s"
-            )
+            head = check_text.file_head(run.path, expl, run.seconds, lang)
         else:
             head = f"{run.path}:"
         print(head, file=out)
@@ -241,7 +237,8 @@ def report(runs: list[FileRun], out: TextIO) -> None:
             continue
         lines: list[tuple[int, str]] = []
         for err in spec.errors:
-            lines.append((err.line, f"  ERROR {run.path}:{err.line}: invalid check: {err.message}"))
+            invalid = check_text.invalid_line(err.message, lang)
+            lines.append((err.line, f"  ERROR {run.path}:{err.line}: {invalid}"))
         if run.problem is not None:
             for a in spec.assertions:
                 lines.append((a.line, f"  ERROR {run.path}:{a.line}: {a.text} — {run.problem}"))
@@ -251,7 +248,7 @@ def report(runs: list[FileRun], out: TextIO) -> None:
             lines.append((a.line, f"  {tag:<5} {run.path}:{a.line}: {a.text} — {res.detail}"))
         for _, line in sorted(lines, key=lambda item: item[0]):
             print(line, file=out)
-    print(summary(runs), file=out)
+    print(summary(runs, lang), file=out)
 
 
 def counts(runs: list[FileRun]) -> dict[str, int]:
@@ -267,15 +264,9 @@ def counts(runs: list[FileRun]) -> dict[str, int]:
     }
 
 
-def summary(runs: list[FileRun]) -> str:
-    c = counts(runs)
-    files = len(runs)
-    verdict = "FAILED" if c["failures"] or c["errors"] else "OK"
-    return (
-        f"promptxray check: {verdict}: {c['tests']} checks in {files} "
-        f"file{'s' if files != 1 else ''}: {c['passed']} passed, {c['failures']} failed, "
-        f"{c['errors']} errors"
-    )
+def summary(runs: list[FileRun], lang: str = "en") -> str:
+    """The run's last line: OK or FAILED, and how many checks passed, failed or errored."""
+    return check_text.summary_line(counts(runs), len(runs), lang)
 
 
 # --- JUnit XML ---------------------------------------------------------------------------------

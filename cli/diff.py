@@ -4,7 +4,8 @@ Both versions are explained on one backend (its score cache on, so inputs the ol
 scored are not rerun). By default the new version is explained against the old version's
 answer, so part scores are comparable ("same target"), and the new version's own answer is
 generated and reported too; `--target-mode own` explains each against its own answer
-(explainers/diff.py says why and what that changes).
+(explainers/diff/ says why and what that changes). `--lang` picks the language of the text
+and Markdown renderings.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from promptxray.cli.backend_flags import add_backend_flags
 from promptxray.explainers.backends import BACKENDS
+from promptxray.explainers.nl.templates import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES
 
 
@@ -49,6 +51,9 @@ def add_diff_parser(sub: Any) -> None:
     )
     d.add_argument("--format", "-f", default="text", choices=("text", "json", "markdown"))
     d.add_argument("--output", "-o", help="write here instead of stdout")
+    d.add_argument(
+        "--lang", default="en", choices=LANGUAGES, help="language of the text and Markdown formats"
+    )
     d.add_argument("--top", type=int, default=5, help="how many changes to list (text format)")
     d.add_argument(
         "--threshold",
@@ -66,12 +71,9 @@ def add_diff_parser(sub: Any) -> None:
 def run_diff(args: argparse.Namespace) -> int:
     from promptxray.cli.main import _say, parse_options, request_from_args
     from promptxray.explainers.backends import get_backend
-    from promptxray.explainers.diff import (
-        explain_versions,
-        render_diff_markdown,
-        render_diff_text,
-    )
+    from promptxray.explainers.diff import explain_versions
     from promptxray.explainers.documents import parse_document, read_prompt_file
+    from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
     from promptxray.explainers.registry import validate_method
 
     sources = [read_prompt_file(args.old), read_prompt_file(args.new)]
@@ -106,9 +108,9 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = diff.to_json(indent=2) + "\n"
     elif args.format == "markdown":
-        text = render_diff_markdown(diff, *sources)
+        text = render_diff_markdown(diff, *sources, lang=args.lang)
     else:
-        text = render_diff_text(diff, *sources, top_k=args.top)
+        text = render_diff_text(diff, *sources, top_k=args.top, lang=args.lang)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as out:
             out.write(text)

@@ -12,8 +12,9 @@
   `{"uri", "text", "markdown"}` and shown with window/showMessage (the hover links to it).
 - `promptxray.diffWithSaved` uri: what the edits since the last save (or the opening) changed:
   the current explanation against the saved version's, the current text scored against the
-  saved answer when its own differs (explainers/diff.py); `{"uri", "text", "markdown",
-  "diff"}`, the diff as `ExplanationDiff.to_dict()`.
+  saved answer when its own differs (`diff.rescore_target`, the policy `promptxray diff`
+  follows too); `{"uri", "text", "markdown", "diff"}` (the text and Markdown in the server's
+  language), the diff as `ExplanationDiff.to_dict()`.
 - request `promptxray/explanation` {uri}: `Explanation.to_dict()` (explaining first if needed).
 """
 
@@ -152,7 +153,8 @@ class Commands:
         return {"uri": uri, "text": report, "markdown": escape_md(report)}
 
     async def diff_with_saved(self, args: tuple[Any, ...]) -> dict[str, Any]:
-        from promptxray.explainers import diff as xdiff
+        from promptxray.explainers.diff import diff_explanations, rescore_target
+        from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
 
         uri, _ = self._uri_args(args)
         docs = self.ls.documents
@@ -165,13 +167,15 @@ class Commands:
         if old is None or _kind(old) != _kind(new):  # saved under other settings
             old = await self._aside(uri, {}, doc.saved_text)
         own = new.target
-        if new.target.text != old.target.text:  # score the edit against the saved answer
-            new = await self._aside(uri, {"target": old.target.text}, text)
-        diff = xdiff.diff_explanations(old, new, doc.saved_text, text, new_own=own)
+        target = rescore_target(old, own)
+        if target is not None:  # score the edit against the saved answer
+            new = await self._aside(uri, {"target": target.text}, text)
+        diff = diff_explanations(old, new, doc.saved_text, text, new_own=own)
+        lang = self.ls.settings.language
         return {
             "uri": uri,
-            "text": xdiff.render_diff_text(diff, doc.saved_text, text, more=None),
-            "markdown": xdiff.render_diff_markdown(diff, doc.saved_text, text),
+            "text": render_diff_text(diff, doc.saved_text, text, more=False, lang=lang),
+            "markdown": render_diff_markdown(diff, doc.saved_text, text, lang=lang),
             "diff": diff.to_dict(),
         }
 

@@ -47,7 +47,9 @@ class Publisher:
                     result.lines, pmap, s.unnecessaryThreshold, s.language
                 )
         # the prompt's own `checks:`: an Error on each invalid or failing assertion's line
-        diagnostics += check_diagnostics(doc.uri, doc.text, result.explanation, pmap)
+        diagnostics += check_diagnostics(
+            doc.uri, doc.text, result.explanation, pmap, self.ls.settings.language
+        )
         self.diagnostics(doc.uri, diagnostics)
         self.refresh()
 

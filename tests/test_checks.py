@@ -4,12 +4,14 @@ the tiny real model (report, JUnit XML, exit status)."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from promptxray.cli.check import FileRun, report
 from promptxray.cli.main import main
 from promptxray.explainers.checks import Part, check, evaluate, load_checks
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
@@ -200,6 +202,41 @@ def test_a_parts_effect_is_the_sum_of_the_overlapping_spans_and_its_share_of_the
     assert [r.status for r in quiet[:3]] == ["fail", "pass", "pass"]
     salience = check(spec.assertions[1], explanation([(a, b, 0.0)], "saliency"))
     assert salience.status == "error" and "needs scores in nats" in salience.detail
+
+
+def test_the_evidence_and_the_report_read_in_chinese_with_the_same_figures():
+    text = front(
+        "checks:\n"
+        "  - min_share: {line: 17, share: 0.5}\n"  # "The sun was hot."
+        "  - no_effect: {line: 17}\n"
+        "  - answer_contains: Paris\n"
+        "  - min_probability: 0.7\n"
+        "  - maybe: 1\n"
+    )
+    spec = load_checks(text, "p.prompt.md")
+    assert spec is not None and len(spec.errors) == 1
+    ((a, b),) = spec.assertions[0].part.ranges
+    expl = explanation([(a, a + 7, 1.0), (a + 8, b, -0.5), (b + 3, b + 8, 1.5)])
+    share, no_effect, answer, prob = evaluate(spec, expl, "zh")
+    english = evaluate(spec, expl)
+    assert [r.status for r in (share, no_effect, answer, prob)] == [r.status for r in english]
+    assert share.status == "fail" and "占比 16.7% < 50%" in share.detail  # 0.5 / 3
+    assert no_effect.detail.startswith("效应 +0.500（removal，occlusion/word）")
+    assert "|效应| >= 0.05 nats" in no_effect.detail and "2 个片段" in no_effect.detail
+    assert answer.status == "pass" and answer.detail == "回答“ Paris”（P=0.61）包含“Paris”"
+    assert prob.status == "fail" and "P(回答)=0.61 < 0.7" in prob.detail
+    salience = check(spec.assertions[1], explanation([(a, b, 0.0)], "saliency"), lang="zh")
+    assert salience.status == "error" and "no_effect 需要以 nats 为单位的得分" in salience.detail
+
+    run = FileRun("p.prompt.md", spec, expl, [share, no_effect, answer, prob], seconds=1.5)
+    out = io.StringIO()
+    report([run], out, "zh")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "p.prompt.md：回答“ Paris” P=0.61 · occlusion · word · 1.5 秒"
+    assert "无效的检查：unknown assertion 'maybe'" in lines[-2]  # its own line, last in the file
+    assert lines[-1] == (
+        "promptxray check：未通过：1 个文件中共 5 项检查：1 项通过，3 项未通过，1 项出错"
+    )
 
 
 # --- promptxray check, on the tiny model -------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What an edit changed (explainers/diff.py, `promptxray diff`) on the tiny real model: a line
-edited and a line added between two versions of a prompt."""
+"""What an edit changed (explainers/diff/, nl/diff_text.py, `promptxray diff`) on the tiny real
+model: a line edited and a line added between two versions of a prompt."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from promptxray.explainers.diff import (
     align,
     diff_explanations,
     explain_versions,
-    render_diff_markdown,
-    render_diff_text,
+    rescore_target,
 )
+from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.explain import explain
+from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
+from promptxray.explainers.nl.figures import format_signed
 from promptxray.explainers.types import ExplainRequest, Span
 
 from .conftest import STORIES
@@ -103,6 +105,9 @@ def test_the_new_version_is_scored_against_the_old_answer_and_its_own_is_reporte
     assert "'He liked to play.'" in text and "edited from 'there was a little girl.'" in text
     assert "forward passes" in text and len(lines) <= 12
     assert set(diff.forward_passes) == {"old", "new", "new_own_answer"}
+    # the one policy the server's diffWithSaved follows too: rescore only a changed answer
+    assert rescore_target(old, own.target) is old.target
+    assert rescore_target(old, old.target) is None
     md = render_diff_markdown(diff, OLD, NEW)
     assert "| + new | `He liked to play.` | 3:1 |" in md
     assert md.index("The answer changed") < md.index("| Part |")
@@ -113,6 +118,31 @@ def test_the_diff_is_json_and_reads_back(versions):
     data = json.loads(diff.to_json())
     assert data["parts"][0]["status"] in ("same", "gained", "lost")
     assert ExplanationDiff.from_json(diff.to_json()) == diff
+
+
+def test_the_diff_reads_in_chinese_with_the_same_parts_and_figures(versions):
+    diff, _, _ = versions
+    english = render_diff_text(diff, OLD, NEW).splitlines()
+    chinese = render_diff_text(diff, OLD, NEW, lang="zh").splitlines()
+    assert len(chinese) == len(english) and chinese[0] == english[0]  # the head names no words
+    assert chinese[1].startswith("回答变了")
+    assert f"“{diff.old_answer}”" in chinese[1] and f"“{diff.new_own_answer}”" in chinese[1]
+    assert chinese[2].startswith("各部分按旧回答") and "not comparable" not in "".join(chinese)
+    listed = [ln for ln in chinese if ln.startswith("  ")]
+    assert len(listed) == min(5, len(diff.changes()))
+    for line, part in zip(listed, diff.changes(), strict=False):
+        assert f"“{part.text}”" in line and format_signed(part.change) in line
+    assert any("新增" in ln and "“He liked to play.”" in ln for ln in listed)
+    words = {"new": "新增", "removed": "删除", "gained": "增强", "lost": "减弱", "same": "不变"}
+    tally = chinese[-2]
+    assert [f"{words[s]} {n}" for s, n in diff.counts().items() if n] == [
+        item for item in tally.split(" · ")[0].removeprefix("各部分：").split("，")
+    ]
+    md = render_diff_markdown(diff, OLD, NEW, lang="zh")
+    assert md.startswith("# promptxray：") and "| | 部分 | 位置 | 旧 | 新 | 变化 |" in md
+    assert "| + 新增 | `He liked to play.` | 3:1 |" in md
+    with pytest.raises(InvalidRequestError, match="unknown language 'fr'"):
+        render_diff_text(diff, OLD, NEW, lang="fr")
 
 
 def test_own_answers_and_other_methods_are_not_comparable(stories, versions):
@@ -126,7 +156,13 @@ def test_own_answers_and_other_methods_are_not_comparable(stories, versions):
     other = replace(new, method="saliency", score_kind="salience")
     mixed = diff_explanations(old, other, OLD, NEW)
     assert not mixed.comparable
-    assert any("methods differ" in note for note in mixed.notes)
+    assert [(m.what, m.old, m.new) for m in mixed.mismatches] == [
+        ("method", "occlusion", "saliency"),
+        ("score_kind", "removal", "salience"),
+    ]
+    assert "The methods differ (occlusion vs saliency): not comparable." in render_diff_text(
+        mixed, OLD, NEW
+    )
 
 
 def test_identical_versions_change_nothing(versions):
@@ -145,6 +181,9 @@ def test_cli_diff_text_and_json(tmp_path: Path, capsys, stories):
     text = capsys.readouterr().out
     assert text.startswith("promptxray diff · occlusion · line · stories260K")
     assert "The answer changed" in text and "+ 'He liked to play.' 3:1 new" in text
+    assert main(["diff", str(old), str(new), "--model", str(STORIES), "--lang", "zh"]) == 0
+    text = capsys.readouterr().out
+    assert "回答变了" in text and "+ “He liked to play.” 3:1 新增" in text
 
     code = main(["diff", str(old), str(new), "--model", str(STORIES), "-f", "json", "-g", "word"])
     assert code == 0

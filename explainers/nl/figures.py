@@ -78,3 +78,16 @@ def stated_metrics(metrics: dict[str, float]) -> dict[str, float]:
         if k not in FIGURES and k not in BOOKKEEPING:
             out[k] = float(metrics[k])
     return out
+
+
+def finite_score(value: float | None) -> float:
+    """A score as a finite float: None, NaN and ±inf count as 0 (no measured effect), so sums,
+    shares and differences of scores stay finite."""
+    return float(value) if value is not None and math.isfinite(value) else 0.0
+
+
+def short(text: str, limit: int = 40) -> str:
+    """A text quoted in a short view: white space folded, cut to `limit` characters with an
+    ellipsis (blank text is kept as it is)."""
+    text = " ".join(text.split()) or text
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,73 @@
+"""Checking a prompt's assertions on an explanation of it: each part's effect and share,
+pass, fail or error, with its evidence in words (`nl/check_text.py`, in the given language)."""
+
+from __future__ import annotations
+
+from promptxray.explainers.checks.spec import (
+    Assertion,
+    CheckResult,
+    CheckSpec,
+    Evidence,
+    Part,
+    Status,
+)
+from promptxray.explainers.nl import check_text
+from promptxray.explainers.nl.describe import IN_NATS, NO_EFFECT_NATS
+from promptxray.explainers.nl.figures import finite_score
+from promptxray.explainers.types import Explanation
+
+
+def part_effect(expl: Explanation, part: Part) -> tuple[float, float, int]:
+    """(effect, share, spans): the sum of the scores of the spans overlapping the part, its
+    |effect| over the total |score| of all spans, and how many spans overlap it."""
+    total = sum(abs(finite_score(s.score)) for s in expl.spans)
+    overlapping = [
+        s for s in expl.spans if any(s.start < end and start < s.end for start, end in part.ranges)
+    ]
+    effect = sum(finite_score(s.score) for s in overlapping)
+    share = abs(effect) / total if total > 0 else 0.0
+    return effect, share, len(overlapping)
+
+
+def evaluate(spec: CheckSpec, expl: Explanation, lang: str = "en") -> list[CheckResult]:
+    """Check every valid assertion of `spec` on `expl` (an explanation of the same text)."""
+    return [check(a, expl, spec.no_effect_threshold, lang) for a in spec.assertions]
+
+
+def check(
+    assertion: Assertion, expl: Explanation, threshold: float = NO_EFFECT_NATS, lang: str = "en"
+) -> CheckResult:
+    """One assertion on one explanation, with its evidence."""
+    answer, prob = expl.target.text, expl.target.prob
+    if assertion.kind == "answer_contains":
+        evidence = Evidence(answer, prob)
+        ok = str(assertion.value) in answer
+        detail = check_text.contains_detail(evidence, str(assertion.value), ok, lang)
+        return CheckResult(assertion, _status(ok), evidence, detail)
+    if assertion.kind == "min_probability":
+        evidence = Evidence(answer, prob)
+        floor = float(assertion.value or 0.0)
+        ok = prob >= floor
+        detail = check_text.probability_detail(evidence, floor, ok, lang)
+        return CheckResult(assertion, _status(ok), evidence, detail)
+    assert assertion.part is not None
+    effect, share, count = part_effect(expl, assertion.part)
+    evidence = Evidence(answer, prob, effect, share, count)
+    if count == 0:
+        detail = check_text.no_overlap_detail(assertion.part.label, lang)
+        return CheckResult(assertion, "error", evidence, detail)
+    if assertion.kind == "no_effect":
+        if expl.score_kind not in IN_NATS:
+            detail = check_text.needs_nats_detail(expl, evidence, lang)
+            return CheckResult(assertion, "error", evidence, detail)
+        ok = abs(effect) < threshold
+        detail = check_text.no_effect_detail(expl, evidence, threshold, ok, lang)
+        return CheckResult(assertion, _status(ok), evidence, detail)
+    floor = assertion.share or 0.0
+    ok = share >= floor
+    detail = check_text.share_detail(expl, evidence, floor, ok, lang)
+    return CheckResult(assertion, _status(ok), evidence, detail)
+
+
+def _status(ok: bool) -> Status:
+    return "pass" if ok else "fail"
