@@ -219,7 +219,7 @@ def _explain_all(runs: list[FileRun], args: argparse.Namespace) -> None:
 
 
 def _prob(p: float) -> str:
-    from promptxray.explainers.render import format_prob
+    from promptxray.explainers.nl.figures import format_prob
 
     return format_prob(p)
 

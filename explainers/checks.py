@@ -68,7 +68,7 @@ from promptxray.explainers.documents import (
     parse_document,
 )
 from promptxray.explainers.errors import PromptXrayError
-from promptxray.explainers.nl.describe import IN_NATS, NO_EFFECT_NATS
+from promptxray.explainers.nl import NO_EFFECT_NATS
 from promptxray.explainers.render import format_prob
 from promptxray.explainers.types import GRANULARITIES, Explanation
 
@@ -603,7 +603,7 @@ def check(
         detail = f"no span of the explanation overlaps {assertion.part.label}"
         return CheckResult(assertion, "error", evidence, detail)
     if assertion.kind == "no_effect":
-        if expl.score_kind not in IN_NATS:
+        if not expl.score_kind.in_nats:
             detail = (
                 f"no_effect needs scores in nats (removal or estimate methods); {expl.method} "
                 f"gives {expl.score_kind} scores: {figures}"

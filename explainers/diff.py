@@ -37,6 +37,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.render import format_prob
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
 
@@ -48,7 +49,6 @@ DEFAULT_THRESHOLD_NATS = 0.05  # |change| under this (nats): "same" (as nl.NO_EF
 RELATIVE_THRESHOLD = 0.05  # unitless scores (salience): this share of the largest |score|
 PAIR_SIMILARITY = 0.5  # an edited part is paired with its old text at least this similar
 PAIR_LIMIT = 10_000  # a replaced block larger than this (old × new parts) is not paired up
-IN_NATS = ("removal", "estimate")  # score kinds in nats of the answer's log-probability
 STATUSES = ("new", "removed", "gained", "lost", "same")
 _MARK = {"new": "+", "removed": "-", "gained": "↑", "lost": "↓", "same": "="}
 
@@ -87,7 +87,7 @@ class ExplanationDiff:
     method: str
     granularity: str
     model: str
-    score_kind: str
+    score_kind: ScoreKind
     comparable: bool  # same method, granularity, model and target: scores can be subtracted
     same_target: bool  # both versions were explained against the same answer
     answer_changed: bool  # the new version's own answer differs from the old answer
@@ -115,7 +115,7 @@ class ExplanationDiff:
         return sorted(moved, key=lambda p: -abs(p.change))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"score_kind": self.score_kind.value}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -124,6 +124,7 @@ class ExplanationDiff:
     def from_dict(cls, data: dict[str, Any]) -> ExplanationDiff:
         data = dict(data)
         data["parts"] = [PartChange(**p) for p in data.get("parts", [])]
+        data["score_kind"] = ScoreKind(data["score_kind"])
         return cls(**data)
 
     @classmethod
@@ -144,7 +145,7 @@ def _key(text: str) -> str:
 def default_threshold(old: Explanation, new: Explanation) -> float:
     """The smallest |change| that counts: 0.05 nats for scores in nats; for unitless scores,
     5% of the largest |score| of either version."""
-    if old.score_kind in IN_NATS and new.score_kind in IN_NATS:
+    if old.score_kind.in_nats and new.score_kind.in_nats:
         return DEFAULT_THRESHOLD_NATS
     largest = max((abs(_score(s)) for s in [*old.spans, *new.spans]), default=0.0)
     return RELATIVE_THRESHOLD * largest

@@ -22,6 +22,7 @@ from typing import Any
 
 from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.backends.vllm_backend import EngineError
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, ExplainRequest, Explanation, Span
 
@@ -215,7 +216,7 @@ class Engine:
                 return stage
             if job.cancelled.is_set():
                 raise JobCancelled(job.uri)
-            lines = stage if stage.score_kind == "removal" else None
+            lines = stage if stage.score_kind is ScoreKind.REMOVAL else None
             job.on_stage(JobResult(explanation=stage, lines=lines))
         raise RuntimeError("an anytime explanation ended without a final stage")
 
@@ -252,7 +253,7 @@ def line_level(expl: Explanation) -> Explanation:
         expl,
         granularity="line",
         spans=spans,
-        score_kind="removal",
+        score_kind=ScoreKind.REMOVAL,
         ablated_logprob=None if expl.foil else [expl.target.logprob - s.score for s in spans],
         hierarchy=None,
         faithfulness=None,

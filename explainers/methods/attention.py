@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import MethodResult, register
@@ -44,7 +45,7 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     "last-layer attention from the answer's positions to each prompt token, averaged over heads",
     needs_attentions=True,
     contrastive=False,
-    score_kind="salience",
+    score_kind=ScoreKind.SALIENCE,
 )
 @degrades_to_lines("attention")
 def attention(ctx: MethodContext) -> MethodResult:

@@ -4,13 +4,14 @@ when that token, word or line is removed. All variants run in batched forwards."
 from __future__ import annotations
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.registry import MethodResult, register
 
 
 @register(
     "occlusion",
     "leave-one-out: the drop in the target's log-probability when a token, word or line is removed",
-    score_kind="removal",
+    score_kind=ScoreKind.REMOVAL,
 )
 def occlusion(ctx: MethodContext) -> MethodResult:
     variants = [ctx.ids_without(unit) for unit in ctx.units]
