@@ -63,7 +63,7 @@ def write_json(session: Session, model: str, folder: Path) -> Path:
 
 def session_html(session: Session, threshold: float) -> str:
     """Every turn; under each explained reply the library's summary and its HTML rendering
-    of the shown explanation (the tinted prompt, the figures, the top drivers)."""
+    of the shown explanation (the tinted prompt, the figures, the top drivers, the report)."""
     from promptxray.explainers.render import render_html
 
     esc = html.escape
@@ -74,7 +74,9 @@ def session_html(session: Session, threshold: float) -> str:
         if r is None:
             body += "<p><i>Not explained.</i></p>"
         else:
-            page = render_html(r.explanation, r.conversation.text, f"Reply {i + 1}")
+            page = render_html(
+                r.explanation, r.conversation.text, f"Reply {i + 1}", session.lang, threshold
+            )
             if not head:
                 head = page[page.index("<head>") + 6 : page.index("</head>")]
             text = nl.summary(r.explanation, lang=session.lang, threshold=threshold)

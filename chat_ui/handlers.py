@@ -8,8 +8,6 @@ cancel (the Stop buttons) stops the model at its next step.
 
 from __future__ import annotations
 
-import math
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -32,9 +30,10 @@ from promptxray.chat_ui.session import (
     sentence_choices,
     upto,
 )
+from promptxray.chat_ui.what_if import run_what_if
 from promptxray.explainers import nl
 from promptxray.explainers.errors import PromptXrayError, UnsupportedMethodError
-from promptxray.explainers.nl import LANGUAGES, describe_self_explanation, format_prob
+from promptxray.explainers.nl import LANGUAGES, describe_self_explanation
 
 STAGES = {
     "target": "scoring the reply",
@@ -350,7 +349,7 @@ class Handlers:
             return f"⚠️ Cannot ask the model: {exc}"
         return views.markdown_lines(describe_self_explanation(found, session.lang))
 
-    # --- what if --------------------------------------------------------------------------------
+    # --- what if ---------------------------------------------------------------------------------
     def what_if(
         self,
         word: str | None,
@@ -359,46 +358,9 @@ class Handlers:
         temperature: float,
         state: Session | None,
     ) -> Iterator[str]:
-        """Remove (empty replacement) or replace one word of the last message, then generate a
-        new reply and score the old reply under the edited prompt."""
+        """Remove or replace one word of the last message and show what changes (what_if.py)."""
         session = state if state is not None else Session()
-        if not session.turns or not clean(session.turns[-1].reply):
-            yield "Send a message first."
-            return
-        w = session.word(word)
-        if w is None:
-            yield "Choose a word of your last message first."
-            return
-        turn = session.turns[-1]
-        repl = clean(replacement or "")
-        edited = turn.user[: w.start()] + repl + turn.user[w.end() :]
-        edited = clean(re.sub(r"[ \t]{2,}", " ", edited) if not repl else edited)
-        action = f"replacing {w.group(0)!r} by {repl!r}" if repl else f"removing {w.group(0)!r}"
-        if not clean(edited):
-            yield f"After {action} the message is empty: nothing to run."
-            return
-        msgs = [dict(x) for x in turn.conversation.messages]
-        msgs[-1]["content"] = edited
-        try:
-            prompt = self.engine.prompt_for(msgs, int(max_new_tokens))
-            yield f"⏳ Running the edited message ({action})…"
-            new_reply = ""
-            for event in self.engine.stream(prompt, float(temperature)):
-                new_reply = clean(event.text)
-            old_ids = turn.ids or self.engine.backend().encode_target(turn.reply)
-            before = self.engine.reply_logprob(turn.prompt, old_ids)
-            after = self.engine.reply_logprob(prompt, old_ids)
-        except PromptXrayError as exc:
-            yield f"⚠️ {exc}"
-            return
-        same = "the same reply" if new_reply == clean(turn.reply) else "a different reply"
-        esc = views.markdown_lines
-        yield (
-            f"**What if** ({action}): the edited message is “{esc(edited)}”.\n\n"
-            f"The model now gives {same}: “{esc(new_reply)}”.\n\n"
-            f"The probability of the old reply went from {format_prob(math.exp(before))} to "
-            f"{format_prob(math.exp(after))} (log P {before:.2f} → {after:.2f})."
-        )
+        yield from run_what_if(self.engine, session, word, replacement, max_new_tokens, temperature)
 
     # --- export ---------------------------------------------------------------------------------
     def export_json(self, state: Session | None) -> str | None:

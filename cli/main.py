@@ -63,10 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     ex.add_argument("--top", type=int, default=5, help="how many top drivers to list")
     ex.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="text format: after the summary, also print the full report (every figure)",
+    )
+    ex.add_argument(
         "--lang",
         default="en",
         choices=LANGUAGES,
-        help="language of the plain-language explanation (text format)",
+        help="language of the plain-language summary and report (text and html formats)",
     )
     ex.add_argument(
         "--no-effect-threshold",
@@ -238,20 +244,30 @@ def run_explain(args: argparse.Namespace) -> int:
         if args.format == "json":
             out.write(explanation.to_json(indent=2) + "\n")
         elif args.format == "html":
-            out.write(render_html(explanation, source, title=path or "stdin"))
+            title = path or "stdin"
+            lang, threshold = args.lang, args.no_effect_threshold
+            out.write(render_html(explanation, source, title, lang=lang, threshold=threshold))
         else:
             color = args.color == "always" or (
                 args.color == "auto" and out.isatty() and "NO_COLOR" not in os.environ
             )
-            from promptxray.explainers.nl import describe
-
             out.write(render_text(explanation, source, color=color, top_k=args.top))
-            report = describe(explanation, lang=args.lang, threshold=args.no_effect_threshold)
-            out.write("\n" + report + "\n")
+            out.write("\n" + _said(explanation, args) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _said(expl: Any, args: argparse.Namespace) -> str:
+    """What the text format says after the drivers: the summary (the hover's: drivers, parts
+    against, the no-effect count, a verdict in words); with --verbose, the full report too."""
+    from promptxray.explainers.nl import describe, summary
+
+    text = summary(expl, args.lang, args.no_effect_threshold)
+    if args.verbose:
+        text += "\n\n" + describe(expl, lang=args.lang, threshold=args.no_effect_threshold)
+    return text
 
 
 def _stage_printer(args: Any) -> Callable[[Explanation], None]:

@@ -5,17 +5,44 @@ model's self-explanation. Plain dataclasses (no torch), JSON-able with `dataclas
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-# What a method's span score means (MethodSpec.score_kind): the wording of every sentence and
-# the "no measurable effect" rule follow from it.
-#   removal    the measured drop in the answer's log-probability when the span is removed (nats)
-#   estimate   a signed estimate of that effect (nats, not measured by a removal)
-#   salience   an unsigned magnitude (gradient norm, attention weight): no direction, no unit
-#   activation not about the answer at all (a neuron's activation)
-ScoreKind = Literal["removal", "estimate", "salience", "activation"]
-SCORE_KINDS: tuple[str, ...] = ("removal", "estimate", "salience", "activation")
+
+class ScoreKind(str, enum.Enum):
+    """What a method's span score means (MethodSpec.score_kind): the wording of every sentence
+    and the "no measurable effect" rule follow from it. The values are the JSON strings."""
+
+    REMOVAL = "removal"  # the measured drop in the answer's log-probability without the span
+    ESTIMATE = "estimate"  # a signed estimate of that effect (nats, not measured by a removal)
+    SALIENCE = "salience"  # an unsigned magnitude (gradient norm, attention): no direction
+    ACTIVATION = "activation"  # not about the answer at all (a neuron's activation)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def in_nats(self) -> bool:
+        """Scores in nats of the answer's log-probability: "no measurable effect" applies."""
+        return self in (ScoreKind.REMOVAL, ScoreKind.ESTIMATE)
+
+    @property
+    def signed(self) -> bool:
+        """The sign says which way a span moves the answer (raises or lowers it)."""
+        return self in (ScoreKind.REMOVAL, ScoreKind.ESTIMATE)
+
+    @property
+    def about_answer(self) -> bool:
+        """The score is about the answer, so faithfulness figures and a verdict apply."""
+        return self is not ScoreKind.ACTIVATION
+
+    @property
+    def family(self) -> str:
+        """How the full report reads the scores: "removal", "signed" or "unsigned"."""
+        if self is ScoreKind.REMOVAL:
+            return "removal"
+        return "signed" if self.signed else "unsigned"
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:

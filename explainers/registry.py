@@ -72,8 +72,8 @@ class MethodSpec:
     summary: str
     needs_gradients: bool = False
     needs_attentions: bool = False
-    # what a span's score means (details.ScoreKind); the wording of sentences follows from it
-    score_kind: ScoreKind = "estimate"
+    # what a span's score means; the wording of sentences follows from it
+    score_kind: ScoreKind = ScoreKind.ESTIMATE
     # scores the contrastive quantity log P(target) − log P(foil) when the request has a foil
     contrastive: bool = True
     # each unit's score is its own removal effect in the whole prompt, whatever the other units:
@@ -91,7 +91,7 @@ class MethodSpec:
     @property
     def attributes_target(self) -> bool:
         """False for scores that are not about the answer (activation_max): no faithfulness."""
-        return self.score_kind != "activation"
+        return self.score_kind.about_answer
 
     @property
     def alters_model(self) -> bool:
@@ -120,7 +120,7 @@ def register(
     summary: str,
     needs_gradients: bool = False,
     needs_attentions: bool = False,
-    score_kind: ScoreKind = "estimate",
+    score_kind: ScoreKind = ScoreKind.ESTIMATE,
     contrastive: bool = True,
     leave_one_out: bool = False,
     auto_cost: AutoCost | None = None,

@@ -10,20 +10,14 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
+from promptxray.explainers.nl import NO_EFFECT_NATS, describe
+from promptxray.explainers.nl.figures import finite_score, format_prob, format_signed, short
 from promptxray.explainers.types import Explanation, Span
 
 RESET = "\x1b[0m"
 POS_RGB = (214, 39, 40)  # red: the part raised log P(target)
 NEG_RGB = (31, 119, 180)  # blue: the part lowered it
 _TEXT_MAX_MIX = 0.7  # strongest terminal tint; black text stays readable on it
-
-
-def _val(span: Span) -> float:
-    """A span's score as a finite float (None, NaN and inf count as 0)."""
-    score = span.score
-    if score is None or not math.isfinite(score):
-        return 0.0
-    return float(score)
 
 
 def _merge(spans: Sequence[Span], source: str) -> list[Span]:
@@ -36,9 +30,10 @@ def _merge(spans: Sequence[Span], source: str) -> list[Span]:
         key = (s.start, s.end)
         prev = groups.get(key)
         if prev is None:
-            groups[key] = Span(source[s.start : s.end], s.start, s.end, _val(s), [*s.token_indices])
+            score = finite_score(s.score)
+            groups[key] = Span(source[s.start : s.end], s.start, s.end, score, [*s.token_indices])
         else:
-            prev.score += _val(s)
+            prev.score += finite_score(s.score)
             prev.token_indices.extend(s.token_indices)
     merged: list[Span] = []
     for key in sorted(groups):
@@ -51,12 +46,13 @@ def _merge(spans: Sequence[Span], source: str) -> list[Span]:
 def score_levels(spans: Sequence[Span], n_levels: int = 5) -> dict[int, int]:
     """Map each span's index to a signed intensity level in [-n_levels, n_levels], scaled by the
     largest |score|; only a zero score maps to 0, so every scored part shows at least faintly."""
-    max_abs = max((abs(_val(s)) for s in spans), default=0.0)
+    scores = [finite_score(s.score) for s in spans]
+    max_abs = max((abs(v) for v in scores), default=0.0)
     if max_abs == 0.0:
         return {i: 0 for i in range(len(spans))}
     return {
-        i: int(math.copysign(math.ceil(abs(_val(s)) / max_abs * n_levels - 1e-9), _val(s)))
-        for i, s in enumerate(spans)
+        i: int(math.copysign(math.ceil(abs(v) / max_abs * n_levels - 1e-9), v))
+        for i, v in enumerate(scores)
     }
 
 
@@ -69,64 +65,6 @@ def _where(source: str, offset: int) -> str:
     """`line:col` (1-based) of a character offset."""
     line = source.count("\n", 0, offset) + 1
     return f"{line}:{offset - source.rfind(chr(10), 0, offset)}"  # rfind is -1 on line 1
-
-
-def _fmt(score: float) -> str:
-    """Signed score, e.g. `+1.234`; tiny values in scientific notation so they do not read 0."""
-    if score == 0.0 or abs(score) >= 1e-3:
-        return f"{score:+.3f}"
-    return f"{score:+.2e}"
-
-
-def format_prob(p: float) -> str:
-    """A probability for people: two decimals, or two significant digits when small, never a
-    bare 0.00 (shared by the terminal, HTML, the server's hovers and the chat)."""
-    if p >= 0.01:
-        return f"{p:.2f}"
-    return "0" if p == 0 else f"{p:.1e}"
-
-
-FAITHFULNESS_KEYS = (
-    ("comprehensiveness", "comprehensiveness", "↑"),
-    ("sufficiency", "sufficiency", "↓"),
-    ("deletion_auc", "deletion AUC", "↓"),
-    ("insertion_auc", "insertion AUC", "↑"),
-)
-
-
-def faithfulness_line(expl: Explanation) -> str | None:
-    """One line of the measured faithfulness figures (arrows: which way is more faithful),
-    or None when the explanation carries none."""
-    parts = [
-        f"{label} {expl.metrics[key]:.3f}{arrow}"
-        for key, label, arrow in FAITHFULNESS_KEYS
-        if key in expl.metrics
-    ]
-    if not parts:
-        return None
-    line = "Faithfulness: " + " · ".join(parts)
-    if "comprehensiveness_logprob" in expl.metrics and "sufficiency_logprob" in expl.metrics:
-        line += (
-            f" (in log-probability: {expl.metrics['comprehensiveness_logprob']:.2f}↑ / "
-            f"{expl.metrics['sufficiency_logprob']:.2f}↓ nats)"
-        )
-    return line
-
-
-_FAITH_LABELS = [(k, label) for k, label, _ in FAITHFULNESS_KEYS] + [
-    ("comprehensiveness_logprob", ""),
-    ("sufficiency_logprob", ""),
-]
-
-
-def auto_reason(expl: Explanation) -> str | None:
-    """Why `method="auto"` chose this method, when it did."""
-    auto = expl.details.get("auto")
-    return f"Chosen by auto: {auto['reason']}" if isinstance(auto, dict) else None
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _mix(rgb: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
@@ -165,8 +103,8 @@ def _foil_rows(expl: Explanation, esc: Callable[[str], str]) -> list[tuple[str, 
 
 def render_text(expl: Explanation, source: str, color: bool = True, top_k: int = 5) -> str:
     """The whole source with spans tinted by score (or top spans marked `[[...]]` when
-    `color=False`), followed by the top drivers. The figures and their meaning are the
-    report's (`nl.describe`), printed after this by the CLI, so they are stated once."""
+    `color=False`), followed by the top drivers. What the figures mean is said in words by
+    `nl.summary` (the CLI prints it after this) and `nl.describe` (the full report)."""
     merged = _merge(expl.spans, source)
     ranked = _ranked(merged)
     top = [s for s in ranked if s.score != 0.0][: max(0, top_k)]
@@ -197,9 +135,8 @@ def render_text(expl: Explanation, source: str, color: bool = True, top_k: int =
     rank_of = {(s.start, s.end): i + 1 for i, s in enumerate(ranked)}
     for s in top:
         where = _where(source, s.start)
-        lines.append(
-            f"  {rank_of[(s.start, s.end)]:>2}. {_short(s.text)!r:<30} {where:<8} {_fmt(s.score)}"
-        )
+        rank, text = rank_of[(s.start, s.end)], repr(short(s.text))
+        lines.append(f"  {rank:>2}. {text:<30} {where:<8} {format_signed(s.score)}")
     if not top:
         lines.append("  (none: every score is zero)")
     return f"{_header(expl)}\n\n{body}\n" + "\n".join(lines) + "\n"
@@ -228,9 +165,15 @@ pre { background: #fff; color: #111; border: 1px solid #ccc; padding: 1em; overf
 """
 
 
-def render_html(expl: Explanation, source: str, title: str | None = None) -> str:
-    """A self-contained HTML5 page: summary, tinted source with per-span tooltips, legend and
-    top drivers. Everything taken from the user is escaped."""
+def render_html(
+    expl: Explanation,
+    source: str,
+    title: str | None = None,
+    lang: str = "en",
+    threshold: float = NO_EFFECT_NATS,
+) -> str:
+    """A self-contained HTML5 page: summary, tinted source with per-span tooltips, legend, top
+    drivers and the full report in `lang` (`nl.describe`). Everything from the user is escaped."""
     esc = html.escape
     merged = _merge(expl.spans, source)
     ranked = _ranked(merged)
@@ -243,7 +186,7 @@ def render_html(expl: Explanation, source: str, title: str | None = None) -> str
     pos = 0
     for s in merged:
         parts.append(esc(source[pos : s.start]))
-        tip = f"score {_fmt(s.score)} — rank #{rank_of[(s.start, s.end)]} of {n}"
+        tip = f"score {format_signed(s.score)} — rank #{rank_of[(s.start, s.end)]} of {n}"
         parts.append(
             f'<span class="tok" style="background: {_bg(s.score, max_abs)}" '
             f'title="{esc(tip)}">{esc(source[s.start : s.end])}</span>'
@@ -267,7 +210,7 @@ def render_html(expl: Explanation, source: str, title: str | None = None) -> str
 
     steps = [-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
     legend = "".join(
-        f'<span style="background: {_bg(f * max_abs, max_abs)}">{_fmt(f * max_abs)}</span>'
+        f'<span style="background: {_bg(f * max_abs, max_abs)}">{format_signed(f * max_abs)}</span>'
         for f in steps
     )
 
@@ -277,13 +220,16 @@ def render_html(expl: Explanation, source: str, title: str | None = None) -> str
             break
         drivers.append(
             f'<tr><td class="num">{rank_of[(s.start, s.end)]}</td>'
-            f"<td><code>{esc(repr(_short(s.text, 60)))}</code></td>"
+            f"<td><code>{esc(repr(short(s.text, 60)))}</code></td>"
             f'<td class="num">{_where(source, s.start)}</td>'
-            f'<td class="num">{_fmt(s.score)}</td></tr>'
+            f'<td class="num">{format_signed(s.score)}</td></tr>'
         )
     if not drivers:
         drivers.append('<tr><td colspan="4">none: every score is zero</td></tr>')
     pre, driver_rows = "".join(parts), "\n".join(drivers)
+    report = "\n".join(
+        f"<p>{esc(line)}</p>" for line in describe(expl, lang, threshold=threshold).splitlines()
+    )
 
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -309,6 +255,10 @@ for its score and rank. Uncoloured text (front matter, role markers) was not sco
 <tr><th>#</th><th>Text</th><th>Line:col</th><th>Score</th></tr>
 {driver_rows}
 </table>
+<h2>Report</h2>
+<div class="report">
+{report}
+</div>
 </body>
 </html>
 """

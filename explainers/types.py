@@ -17,6 +17,7 @@ from promptxray.explainers.details import (
     Counterfactuals,
     FaithfulnessCurves,
     HierarchyInfo,
+    ScoreKind,
     SelfExplanation,
     StageInfo,
 )
@@ -163,7 +164,8 @@ class Explanation:
     details: dict[str, Any] = field(default_factory=dict)  # method-specific extras
     path: str | None = None
     schema_version: int = SCHEMA_VERSION
-    score_kind: str = ""  # details.ScoreKind: what a span's score means ("": from the method)
+    # what a span's score means; None (made by hand, version-1 files): the method's kind
+    score_kind: ScoreKind = None
     body_start: int = 0  # where the prompt's body starts in the file (after front matter)
     # removal methods: the target's log-probability with each span removed (same order)
     ablated_logprob: list[float] | None = None
@@ -181,11 +183,11 @@ class Explanation:
     answer_check: AnswerCheck | None = None
 
     def __post_init__(self) -> None:
-        if not self.score_kind:  # made by hand or by an older writer: the built-in methods' kinds
-            self.score_kind = _builtin_score_kind(self.method)
+        self.score_kind = _score_kind(self.score_kind, self.method)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["score_kind"] = self.score_kind.value
         data["target"]["prob"] = self.target.prob
         if self.foil is not None:
             data["foil"]["prob"] = self.foil.prob
@@ -279,11 +281,17 @@ class Explanation:
         return sorted(self.spans, key=lambda s: abs(s.score), reverse=True)
 
 
-def _builtin_score_kind(method: str) -> str:
-    """The score kind of a built-in method, for Explanations that do not say (version-1 files,
-    hand-made ones); the registry's `MethodSpec.score_kind` is the source for new results."""
-    if method in ("occlusion", "counterfactual"):
-        return "removal"
-    if method in ("saliency", "attention", "attention_rollout"):
-        return "salience"
-    return "activation" if method == "activation_max" else "estimate"
+def _score_kind(value: ScoreKind | str | None, method: str) -> ScoreKind:
+    """`value` as a ScoreKind (JSON gives its string); when absent or unknown, the registered
+    method's kind (loading the methods, so torch, only then), "estimate" for an unknown one."""
+    try:
+        return ScoreKind(value)
+    except ValueError:
+        pass
+    from promptxray.explainers.errors import UnknownMethodError
+    from promptxray.explainers.registry import get_method
+
+    try:
+        return get_method(method).score_kind
+    except UnknownMethodError:
+        return ScoreKind.ESTIMATE

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from lsprotocol import types
 
 from promptxray.explainers import nl
+from promptxray.explainers.nl.front_text import front_words, lens_title, why_not_title
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, Explanation, Span
 from promptxray.server.positions import PositionMap
 
@@ -26,7 +27,6 @@ LEGEND = types.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOK
 TOP_DRIVERS = 3
 DRIVER_SHARE = 0.2  # a driver diagnostic needs at least this share of the largest |score|
 SHOW_REPORT = "promptxray.showReport"  # the command behind the hover's "Full report" link
-REPORT_TITLE = "Full report"
 WHY_NOT = "promptxray.whyNot"  # re-explain why the answer rather than a foil
 
 
@@ -71,7 +71,7 @@ def hover_markdown(
         lines.insert(0, f"*{escape_md(note)}*")
     if expl.self_explanation is not None:
         lines.append(escape_md(nl.self_explanation_line(expl.self_explanation, lang)))
-    lines.append(command_link(REPORT_TITLE, SHOW_REPORT, [uri]))
+    lines.append(command_link(front_words(lang)["report_link"], SHOW_REPORT, [uri]))
     return "\n\n".join(lines)
 
 
@@ -237,6 +237,7 @@ def code_lenses(
     body_start: int,
     state: str,
     foils: Sequence[str] = (),
+    lang: str = "en",
 ) -> list[types.CodeLens]:
     """On the prompt's first line: what is explained (or the state) and the commands; with
     `foils` (the model's own alternatives to the answer), a "why not …?" lens for each."""
@@ -244,26 +245,18 @@ def code_lenses(
     where = types.Range(
         start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)
     )
-    if expl is not None:
-        title = (
-            f"promptxray: {nl.stage_tag(expl)}{expl.target.text!r} "
-            f"P={nl.format_prob(expl.target.prob)} · {expl.method} · {expl.wall_time_s:.1f}s"
-        )
-        if expl.foil is not None:
-            title += f" · rather than {expl.foil.text!r} P={nl.format_prob(expl.foil.prob)}"
-    else:
-        title = f"promptxray: {state}"
+    t = front_words(lang)
     commands: list[tuple[str, str, list[object]]] = [
-        (title, "promptxray.explain", [uri]),
-        ("Re-explain", "promptxray.explain", [uri]),
-        ("Explain with…", "promptxray.explainWith", [uri]),
-        ("Set target…", "promptxray.setTarget", [uri]),
+        (lens_title(expl, state, lang), "promptxray.explain", [uri]),
+        (t["lens_reexplain"], "promptxray.explain", [uri]),
+        (t["lens_explain_with"], "promptxray.explainWith", [uri]),
+        (t["lens_set_target"], "promptxray.setTarget", [uri]),
     ]
     if expl is not None:
         shown = expl.foil.text if expl.foil else None
-        commands += [(f"why not {f!r}?", WHY_NOT, [uri, f]) for f in foils if f != shown]
+        commands += [(why_not_title(f, lang), WHY_NOT, [uri, f]) for f in foils if f != shown]
         if shown is not None:
-            commands.append(("drop the foil", WHY_NOT, [uri, None]))
+            commands.append((t["lens_drop_foil"], WHY_NOT, [uri, None]))
     return [
         types.CodeLens(range=where, command=types.Command(title=t, command=c, arguments=a))
         for t, c, a in commands

@@ -116,7 +116,8 @@ class Publisher:
         pmap = shown.pmap if shown else PositionMap(current.source)
         expl = shown.expl if shown else None
         foils = shown.doc.result.foils if shown and shown.doc.result else []
-        return convert.code_lenses(uri, expl, pmap, doc.body_start, doc.status, foils)
+        lang = self.ls.settings.language
+        return convert.code_lenses(uri, expl, pmap, doc.body_start, doc.status, foils, lang)
 
     def hover(self, uri: str, position: types.Position) -> types.Hover | None:
         hit = self.ls.documents.span_at(uri, position)

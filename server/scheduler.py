@@ -23,6 +23,7 @@ from typing import Any
 
 from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.backends.vllm_backend import EngineError
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, ExplainRequest, Explanation, Span
 
@@ -254,7 +255,7 @@ def line_level(expl: Explanation) -> Explanation:
         expl,
         granularity="line",
         spans=spans,
-        score_kind="removal",
+        score_kind=ScoreKind.REMOVAL,
         ablated_logprob=None if expl.foil else [expl.target.logprob - s.score for s in spans],
         hierarchy=None,
         faithfulness=None,

@@ -13,6 +13,7 @@ import pytest
 
 from promptxray.explainers import nl
 from promptxray.explainers.anytime import explain_stages, stage_plan
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.explain import explain
 from promptxray.explainers.types import Explanation
 from tests.helpers import request_for
@@ -54,7 +55,7 @@ def check_stages(backend, text: str) -> list[Explanation]:
     for stage, plain in zip(stages, (preview, lines, final), strict=True):
         assert [(s.start, s.end) for s in stage.spans] == [(s.start, s.end) for s in plain.spans]
         assert np.abs(scores(stage) - scores(plain)).max() <= TOL
-    assert stages[0].score_kind == "estimate" and stages[1].score_kind == "removal"
+    assert stages[0].score_kind is ScoreKind.ESTIMATE and stages[1].score_kind is ScoreKind.REMOVAL
     assert stages[1].ablated_logprob is not None
     assert stages[-1].hierarchy is not None and stages[-1].hierarchy.line_scores == pytest.approx(
         scores(lines).tolist(), abs=TOL

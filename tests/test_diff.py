@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from promptxray.cli.main import main
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.diff import (
     ExplanationDiff,
     align,
@@ -153,7 +154,7 @@ def test_own_answers_and_other_methods_are_not_comparable(stories, versions):
     assert own_new.target.text == own_diff.new_own_answer == own_diff.new_answer
     assert own_diff.answer_changed and not own_diff.same_target and not own_diff.comparable
     assert "not comparable" in render_diff_text(own_diff, OLD, NEW)
-    other = replace(new, method="saliency", score_kind="salience")
+    other = replace(new, method="saliency", score_kind=ScoreKind.SALIENCE)
     mixed = diff_explanations(old, other, OLD, NEW)
     assert not mixed.comparable
     assert [(m.what, m.old, m.new) for m in mixed.mismatches] == [

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from promptxray.explainers import nl
-from promptxray.explainers.details import HierarchyInfo
+from promptxray.explainers.details import HierarchyInfo, ScoreKind
 from promptxray.explainers.explain import explain
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl import format_prob
+from promptxray.explainers.registry import list_methods
 from promptxray.explainers.types import Explanation
 from tests.conftest import REPO, STORIES
 from tests.helpers import request_for
@@ -76,13 +77,29 @@ def test_verdict_follows_comprehensiveness_minus_sufficiency():
 
 def test_score_kind_sets_the_wording():
     salience = hand_made(method="saliency", scores=(2, 1, 0.5, 0.01, 0, 1.5))
-    assert salience.score_kind == "salience"
+    assert salience.score_kind is ScoreKind.SALIENCE  # from the registry: no kind was given
     assert nl.no_effect(salience) == []  # an unsigned salience never claims "no effect"
     assert "unsigned" in nl.span_line(salience, 0)
     estimate = hand_made(method="integrated_gradients")
     assert "by integrated_gradients" in nl.span_line(estimate, 0)
     assert "raises log P" in nl.span_line(estimate, 0)
     assert "lowers log P" in nl.span_line(estimate, 1)
+
+
+def test_score_kinds_say_what_a_score_means():
+    """Each kind's properties, written out here, and the kinds every method and file gets."""
+    in_nats = {ScoreKind.REMOVAL, ScoreKind.ESTIMATE}
+    for kind in ScoreKind:
+        assert kind.in_nats == kind.signed == (kind in in_nats)
+        assert kind.about_answer == (kind is not ScoreKind.ACTIVATION)
+        expected = {"removal": "removal", "estimate": "signed"}.get(kind.value, "unsigned")
+        assert kind.family == expected and str(kind) == kind.value
+    for spec in list_methods():  # a hand-made Explanation gets its method's registered kind
+        assert hand_made(method=spec.name).score_kind is spec.score_kind
+    assert hand_made(method="not_a_method").score_kind is ScoreKind.ESTIMATE
+    data = hand_made(method="saliency").to_dict()
+    assert type(data["score_kind"]) is str and data["score_kind"] == "salience"
+    assert Explanation.from_dict(data).score_kind is ScoreKind.SALIENCE
 
 
 def test_typed_results_round_trip_and_version_1_still_reads(stories):
@@ -158,3 +175,20 @@ def test_cli_explains_without_the_front_ends_packages(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["score_kind"] == "removal"
     assert "pip install 'promptxray[lsp]'" in done.stderr
+
+
+def test_cli_prints_the_summary_and_the_report_only_when_verbose(tmp_path: Path, capsys):
+    from promptxray.cli import main
+
+    prompt = tmp_path / "p.prompt"
+    prompt.write_text(STORY, encoding="utf-8")
+    base = ["explain", str(prompt), "--model", str(STORIES), "--color", "never"]
+    assert main(base) == 0
+    short = capsys.readouterr().out
+    assert "Top drivers:" in short and "Faithfulness: " in short  # the list and the verdict
+    assert short.count("Faithfulness") == 1 and "comprehensiveness" not in short
+    assert main([*base, "-v"]) == 0
+    full = capsys.readouterr().out
+    summary = short.splitlines()[-1]  # the same summary, then the report
+    assert summary in full.splitlines() and "comprehensiveness" in full
+    assert "The model's answer" in full

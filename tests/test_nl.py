@@ -12,7 +12,8 @@ import pytest
 
 from promptxray.explainers import nl
 from promptxray.explainers.errors import InvalidRequestError
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl import format_prob
+from promptxray.explainers.nl.front_text import FRONT_TEMPLATES
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
 from tests.helpers import request_for
 
@@ -86,8 +87,15 @@ def expected_against(expl: Explanation, top: int = 3) -> list[Span]:
 
 
 def expected_figures(expl: Explanation) -> list[str]:
-    """The faithfulness figures present, formatted as the text must show them."""
-    return [format_prob(abs(expl.metrics[k])) for k in FAITH_KEYS if k in expl.metrics]
+    """The faithfulness figures present, formatted as the text must show them: each
+    probability figure, and comprehensiveness and sufficiency each followed by its
+    log-probability figure (in the same phrase)."""
+    figures = []
+    for k in (k for k in FAITH_KEYS if k in expl.metrics):
+        figures.append(format_prob(abs(expl.metrics[k])))
+        if f"{k}_logprob" in expl.metrics:
+            figures.append(nl.format_value(abs(expl.metrics[f"{k}_logprob"])))
+    return figures
 
 
 def check_numbers(expl: Explanation, text: str) -> None:
@@ -131,6 +139,20 @@ def test_hand_made_numbers_and_names():
     assert "my_new_figure = 3.142" in faith and "shapley_samples" not in text
 
 
+def test_log_probability_figures_say_their_own_direction():
+    metrics = {"comprehensiveness": 0.1, "comprehensiveness_logprob": -0.2}
+    faith = line(nl.describe(hand_made(metrics=metrics)), "Faithfulness:")
+    assert "lowers the answer's probability by 0.10" in faith
+    assert "but raises its log-probability by 0.200 nats" in faith
+    alone = {"comprehensiveness_logprob": 0.7, "sufficiency_logprob": -0.3}  # as with a foil
+    faith = line(nl.describe(hand_made(metrics=alone)), "Faithfulness:")
+    assert (
+        "removing the top-ranked parts of the prompt lowers the answer's log-probability by 0.700"
+        in faith
+    )
+    assert "keeping only them raises the answer's log-probability by 0.300" in faith
+
+
 def test_facts_are_the_explanations_numbers():
     expl = hand_made()
     facts = nl.describe_facts(expl, top=2)
@@ -149,6 +171,10 @@ def test_facts_are_the_explanations_numbers():
 def test_france_numbers(france):
     text = nl.describe(france)
     check_numbers(france, text)
+    faith = line(text, "Faithfulness:")  # each figure named once, the fractions too
+    assert france.faithfulness is not None
+    assert faith.count("/".join(france.faithfulness.bins)) == 1
+    assert faith.count("comprehensiveness") == faith.count("sufficiency") == 1
     facts = nl.describe_facts(france)
     assert [d["score"] for d in facts["drivers"]] == [s.score for s in expected_drivers(france)]
     quiet = [s for s in france.spans if abs(s.score) < NATS]
@@ -188,12 +214,13 @@ def test_templates_are_parallel():
     def fields(template: str) -> set[str]:
         return {f for _, f, _, _ in string.Formatter().parse(template) if f}
 
-    en = nl.TEMPLATES["en"]
-    for lang in nl.LANGUAGES:
-        table = nl.TEMPLATES[lang]
-        assert set(table) == set(en), lang
-        for key, template in table.items():
-            assert fields(template) == fields(en[key]), (lang, key)
+    for tables in (nl.TEMPLATES, FRONT_TEMPLATES):
+        en = tables["en"]
+        for lang in nl.LANGUAGES:
+            table = tables[lang]
+            assert set(table) == set(en), lang
+            for key, template in table.items():
+                assert fields(template) == fields(en[key]), (lang, key)
 
 
 def test_gradient_methods_claim_no_removal_effect():
@@ -288,3 +315,15 @@ def test_claims_checked_against_hand_made():
     ]
     # scripts without spaces match inside longer text
     assert nl.check_claims(["法国"], expl, "法国的首都")[0].status == "not_supported"
+
+
+def test_what_if_paragraph_in_both_languages():
+    from promptxray.explainers.nl.front_text import what_if_action, what_if_text
+
+    en = what_if_text(what_if_action("big", ""), "a dog", "It ran.", False, -1.0, -2.0)
+    assert en.startswith("**What if** (removing 'big'): the edited message is “a dog”.")
+    assert "The model now gives a different reply: “It ran.”." in en
+    assert "went from 0.37 to 0.14 (log P -1.00 → -2.00)." in en  # e^-1, e^-2
+    action = what_if_action("big", "small", "zh")
+    zh = what_if_text(action, "a dog", "It ran.", True, -1.0, -2.0, "zh")
+    assert "把 'big' 换成 'small'" in zh and "相同的回复" in zh and "0.37" in zh and "0.14" in zh

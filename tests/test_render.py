@@ -62,8 +62,16 @@ def test_plain_text_has_whole_source_brackets_and_no_escapes() -> None:
     assert "[[atlas]]" not in out and "[[The]]" not in out
     assert SOURCE.replace("France", "[[France]]").replace("capital", "[[capital]]") in out
     assert "P=0.83" in out and "occlusion" in out and "tiny/model" in out
-    # figures are stated once, by the report the CLI prints after the heatmap (nl.describe)
+    # figures are said in words, by the summary or the report the CLI prints after this
     assert "completeness_error" not in out
+
+
+def test_html_carries_the_full_report() -> None:
+    expl = make_expl(SOURCE, PARTS)
+    page = render_html(expl, SOURCE)
+    assert "<h2>Report</h2>" in page and "The model&#x27;s answer &quot;" in page
+    assert "Top drivers: removing" in page  # make_expl's method is occlusion: removal wording
+    assert "的概率为" in render_html(expl, SOURCE, lang="zh")
 
 
 def test_colored_text_strips_to_plain_layout() -> None:

@@ -11,8 +11,7 @@ from promptxray.explainers.checks.spec import (
     Part,
     Status,
 )
-from promptxray.explainers.nl import check_text
-from promptxray.explainers.nl.describe import IN_NATS, NO_EFFECT_NATS
+from promptxray.explainers.nl import NO_EFFECT_NATS, check_text
 from promptxray.explainers.nl.figures import finite_score
 from promptxray.explainers.types import Explanation
 
@@ -57,7 +56,7 @@ def check(
         detail = check_text.no_overlap_detail(assertion.part.label, lang)
         return CheckResult(assertion, "error", evidence, detail)
     if assertion.kind == "no_effect":
-        if expl.score_kind not in IN_NATS:
+        if not expl.score_kind.in_nats:
             detail = check_text.needs_nats_detail(expl, evidence, lang)
             return CheckResult(assertion, "error", evidence, detail)
         ok = abs(effect) < threshold

@@ -14,7 +14,6 @@ DEFAULT_THRESHOLD_NATS = 0.05  # |change| under this (nats): "same" (as nl.NO_EF
 RELATIVE_THRESHOLD = 0.05  # unitless scores (salience): this share of the largest |score|
 PAIR_SIMILARITY = 0.5  # an edited part is paired with its old text at least this similar
 PAIR_LIMIT = 10_000  # a replaced block larger than this (old × new parts) is not paired up
-IN_NATS = ("removal", "estimate")  # score kinds in nats of the answer's log-probability
 
 
 def _key(text: str) -> str:
@@ -25,7 +24,7 @@ def _key(text: str) -> str:
 def default_threshold(old: Explanation, new: Explanation) -> float:
     """The smallest |change| that counts: 0.05 nats for scores in nats; for unitless scores,
     5% of the largest |score| of either version."""
-    if old.score_kind in IN_NATS and new.score_kind in IN_NATS:
+    if old.score_kind.in_nats and new.score_kind.in_nats:
         return DEFAULT_THRESHOLD_NATS
     largest = max((abs(finite_score(s.score)) for s in [*old.spans, *new.spans]), default=0.0)
     return RELATIVE_THRESHOLD * largest

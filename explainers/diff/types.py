@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from promptxray.explainers.details import ScoreKind
+
 STATUSES = ("new", "removed", "gained", "lost", "same")
 # what two explanations must share for their part scores to be subtracted, in the order the
 # mismatches are reported
@@ -53,7 +55,7 @@ class ExplanationDiff:
     method: str
     granularity: str
     model: str
-    score_kind: str
+    score_kind: ScoreKind
     comparable: bool  # same method, granularity, model and target: scores can be subtracted
     same_target: bool  # both versions were explained against the same answer
     answer_changed: bool  # the new version's own answer differs from the old answer
@@ -81,7 +83,7 @@ class ExplanationDiff:
         return sorted(moved, key=lambda p: -abs(p.change))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"score_kind": self.score_kind.value}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -91,6 +93,7 @@ class ExplanationDiff:
         data = dict(data)
         data["parts"] = [PartChange(**p) for p in data.get("parts", [])]
         data["mismatches"] = [Mismatch(**m) for m in data.get("mismatches", [])]
+        data["score_kind"] = ScoreKind(data["score_kind"])
         return cls(**data)
 
     @classmethod

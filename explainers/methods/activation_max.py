@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.errors import InvalidRequestError, UnsupportedMethodError
 from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.registry import MethodResult, register
@@ -169,7 +170,7 @@ def nearest_tokens(model: Any, embeds: torch.Tensor, banned: set[int]) -> list[i
     "maximises it (gradient ascent on embeddings, projected to tokens)",
     needs_gradients=True,
     contrastive=False,
-    score_kind="activation",
+    score_kind=ScoreKind.ACTIVATION,
 )
 def activation_max(ctx: MethodContext) -> MethodResult:
     """Options: site ("mlp"), layer (the middle one), neuron (the one most active on the

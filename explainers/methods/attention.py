@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import AutoCost, MethodResult, register
@@ -45,7 +46,7 @@ def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int)
     needs_attentions=True,
     contrastive=False,
     auto_cost=AutoCost(per_unit=0.0, fixed=1.0, order=2),
-    score_kind="salience",
+    score_kind=ScoreKind.SALIENCE,
 )
 @degrades_to_lines("attention")
 def attention(ctx: MethodContext) -> MethodResult:

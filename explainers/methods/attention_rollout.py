@@ -12,6 +12,7 @@ import torch
 
 from promptxray.explainers.backends.memory import rollout_plan
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.gradients import torch_backend
 from promptxray.explainers.methods.attention import first_target_row, rows_to_prompt
 from promptxray.explainers.methods.degrade import degrades_to_lines
@@ -66,7 +67,7 @@ def rollout_rows(
     "attention rolled out through every layer (residuals included) from the answer's positions",
     needs_attentions=True,
     contrastive=False,
-    score_kind="salience",
+    score_kind=ScoreKind.SALIENCE,
 )
 @degrades_to_lines("attention_rollout")
 def attention_rollout(ctx: MethodContext) -> MethodResult:

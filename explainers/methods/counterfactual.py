@@ -20,7 +20,7 @@ import numpy as np
 
 from promptxray.explainers.backends.base import Backend, PaddedBatch, left_pad
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.details import Counterfactuals
+from promptxray.explainers.details import Counterfactuals, ScoreKind
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.registry import MethodResult, register
 
@@ -228,7 +228,7 @@ def describe(
     "counterfactual",
     "the smallest edits (remove a unit or swap in a likely alternative) that change the "
     "model's greedy answer, verified by regenerating",
-    score_kind="removal",
+    score_kind=ScoreKind.REMOVAL,
 )
 def counterfactual(ctx: MethodContext) -> MethodResult:
     """Options: alternatives (3) replacement tokens per unit, 0 for removal only; max_units (8)

@@ -4,13 +4,14 @@ when that token, word or line is removed. All variants run in batched forwards."
 from __future__ import annotations
 
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 
 @register(
     "occlusion",
     "leave-one-out: the drop in the target's log-probability when a token, word or line is removed",
-    score_kind="removal",
+    score_kind=ScoreKind.REMOVAL,
     leave_one_out=True,
     auto_cost=AutoCost(per_unit=1.0, fixed=0.0, order=0),
 )

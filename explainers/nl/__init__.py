@@ -5,19 +5,15 @@ Front ends call these and compose no sentences of their own."""
 from __future__ import annotations
 
 from promptxray.explainers.details import Claim, SelfExplanation
-from promptxray.explainers.nl.describe import (
-    NO_EFFECT_NATS,
-    describe,
-    describe_facts,
-    no_effect,
-    no_effect_line,
-    span_line,
-    stage_note,
-    stage_tag,
-    summary,
-    verdict,
+from promptxray.explainers.nl.describe import describe, describe_facts
+from promptxray.explainers.nl.figures import (
+    finite_score,
+    format_metric,
+    format_prob,
+    format_signed,
+    format_value,
+    short,
 )
-from promptxray.explainers.nl.figures import format_metric, format_signed, format_value
 from promptxray.explainers.nl.self_explain import (
     check_claims,
     describe_self_explanation,
@@ -27,8 +23,17 @@ from promptxray.explainers.nl.self_explain import (
     support_k,
     top_drivers,
 )
+from promptxray.explainers.nl.summary_text import (
+    NO_EFFECT_NATS,
+    no_effect,
+    no_effect_line,
+    span_line,
+    stage_note,
+    stage_tag,
+    summary,
+    verdict,
+)
 from promptxray.explainers.nl.templates import LANGUAGES, TEMPLATES
-from promptxray.explainers.render import format_prob
 
 __all__ = [
     "LANGUAGES",
@@ -41,6 +46,7 @@ __all__ = [
     "describe_facts",
     "describe_self_explanation",
     "extract_named",
+    "finite_score",
     "format_metric",
     "format_prob",
     "format_signed",
@@ -49,6 +55,7 @@ __all__ = [
     "no_effect_line",
     "self_explain",
     "self_explanation_line",
+    "short",
     "span_line",
     "stage_note",
     "stage_tag",

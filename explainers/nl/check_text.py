@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from promptxray.explainers.nl.describe import templates as describe_templates
-from promptxray.explainers.nl.figures import format_signed
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl.figures import format_prob, format_signed
 
 if TYPE_CHECKING:  # the checks package's data (imported only for types: no import cycle)
     from promptxray.explainers.checks.spec import CheckSpec, Evidence

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from promptxray.explainers.nl.describe import templates as describe_templates
-from promptxray.explainers.nl.figures import format_signed, short
-from promptxray.explainers.render import format_prob
+from promptxray.explainers.nl.figures import format_prob, format_signed, short
 
 if TYPE_CHECKING:  # the diff package's data (imported only for types: no import cycle)
     from promptxray.explainers.diff.types import ExplanationDiff, Mismatch, PartChange

@@ -1,11 +1,10 @@
-"""How numbers are written in promptxray's sentences: scores, probabilities and the figures of
-`Explanation.metrics` (which are stated, in what order, and which are bookkeeping)."""
+"""How numbers and quoted text are written wherever promptxray shows them (sentences, the
+terminal, HTML, the editor): scores, probabilities, the figures of `Explanation.metrics` (which
+are stated, in what order, and which are bookkeeping) and shortened quotes."""
 
 from __future__ import annotations
 
 import math
-
-from promptxray.explainers.render import format_prob
 
 # Figures in Explanation.metrics that the full report states, in this order, with how each is
 # formatted: "prob" (format_prob, a probability change whose sign is in the wording), "p"
@@ -37,6 +36,25 @@ BOOKKEEPING = frozenset(
         "counterfactual_candidates_checked",
     }
 )
+
+
+def finite_score(value: float | None) -> float:
+    """A score as a finite float: None, NaN and inf count as 0 (nothing to show or rank)."""
+    return float(value) if value is not None and math.isfinite(value) else 0.0
+
+
+def short(text: str, limit: int = 40) -> str:
+    """`text` for a one-line view: white space folded, cut to `limit` characters with "…"."""
+    text = " ".join(text.split()) or text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_prob(p: float) -> str:
+    """A probability for people: two decimals, or two significant digits when small, never a
+    bare 0.00 (shared by the terminal, HTML, the server's hovers and the chat)."""
+    if p >= 0.01:
+        return f"{p:.2f}"
+    return "0" if p == 0 else f"{p:.1e}"
 
 
 def format_value(x: float) -> str:
@@ -78,16 +96,3 @@ def stated_metrics(metrics: dict[str, float]) -> dict[str, float]:
         if k not in FIGURES and k not in BOOKKEEPING:
             out[k] = float(metrics[k])
     return out
-
-
-def finite_score(value: float | None) -> float:
-    """A score as a finite float: None, NaN and ±inf count as 0 (no measured effect), so sums,
-    shares and differences of scores stay finite."""
-    return float(value) if value is not None and math.isfinite(value) else 0.0
-
-
-def short(text: str, limit: int = 40) -> str:
-    """A text quoted in a short view: white space folded, cut to `limit` characters with an
-    ellipsis (blank text is kept as it is)."""
-    text = " ".join(text.split()) or text
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.details import Claim, ClaimStatus, SelfExplanation
-from promptxray.explainers.nl.describe import score as _score
-from promptxray.explainers.nl.describe import templates as _templates
-from promptxray.explainers.nl.figures import format_signed
+from promptxray.explainers.nl.figures import finite_score, format_signed
+from promptxray.explainers.nl.summary_text import templates as _templates
 from promptxray.explainers.targets import check_context
 from promptxray.explainers.types import Explanation, Span
 
@@ -80,8 +79,8 @@ def support_k(n_spans: int) -> int:
 def top_drivers(explanation: Explanation) -> list[Span]:
     """The spans a named part must overlap to be supported: the top `support_k` by positive
     score (ties: earlier first)."""
-    positive = [s for s in explanation.spans if _score(s) > 0]
-    positive.sort(key=lambda s: (-_score(s), s.start))
+    positive = [s for s in explanation.spans if finite_score(s.score) > 0]
+    positive.sort(key=lambda s: (-finite_score(s.score), s.start))
     return positive[: support_k(len(explanation.spans))]
 
 
@@ -99,8 +98,8 @@ def check_claims(named: list[str], explanation: Explanation, prompt_text: str) -
         touched = [
             s for s, spots in located if any(a < d and c < b for a, b in places for c, d in spots)
         ]
-        score = max((_score(s) for s in touched), default=None)
-        touched.sort(key=lambda s: (-_score(s), s.start))
+        score = max((finite_score(s.score) for s in touched), default=None)
+        touched.sort(key=lambda s: (-finite_score(s.score), s.start))
         matched = [s.text for s in touched if id(s) in top]
         status: ClaimStatus = "supported" if matched else "not_supported"
         claims.append(Claim(text, bool(matched), status, score, matched))

@@ -68,29 +68,44 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "all_zero": "Every score is zero: the method found no effect of any of the {total} parts.",
         "faith": "Faithfulness: {items}.",
         "faith_none": "No faithfulness figures were computed for this explanation.",
+        # comprehensiveness and sufficiency: the fractions named once ({parts}, then "them"),
+        # each probability figure with its log-probability one ({log}: log_same or log_other)
         "top_bins": "the top-ranked {bins} of the prompt",
         "top_parts": "the top-ranked parts of the prompt",
-        "comprehensiveness_logprob": (
-            "in log-probability, removing the top-ranked parts lowers it by {value} on average"
-        ),
-        "sufficiency_logprob": (
-            "in log-probability, keeping only the top-ranked parts lowers it by {value} on average"
-        ),
+        "them": "them",
         "comprehensiveness_pos": (
             "removing {parts} lowers the answer's probability by {value} on average "
-            "(comprehensiveness; higher = more faithful)"
+            "({log}comprehensiveness, higher = more faithful)"
         ),
         "comprehensiveness_neg": (
             "removing {parts} raises the answer's probability by {value} on average "
-            "(comprehensiveness; higher = more faithful)"
+            "({log}comprehensiveness, higher = more faithful)"
         ),
         "sufficiency_pos": (
             "keeping only {parts} lowers the answer's probability by {value} on average "
-            "(sufficiency; lower = more faithful)"
+            "({log}sufficiency, lower = more faithful)"
         ),
         "sufficiency_neg": (
             "keeping only {parts} raises the answer's probability by {value} on average "
-            "(sufficiency; lower = more faithful)"
+            "({log}sufficiency, lower = more faithful)"
+        ),
+        "log_same": "{value} nats in log-probability; ",
+        "log_other": "but {way} its log-probability by {value} nats; ",
+        "comprehensiveness_logprob": (
+            "removing {parts} {way} the answer's log-probability by {value} nats on average "
+            "(comprehensiveness, higher = more faithful)"
+        ),
+        "sufficiency_logprob": (
+            "keeping only {parts} {way} the answer's log-probability by {value} nats on average "
+            "(sufficiency, lower = more faithful)"
+        ),
+        "comprehensiveness_logprob_contrast": (
+            "removing {parts} {way} the answer's log-probability lead over the foil by {value} "
+            "nats on average (comprehensiveness, higher = more faithful)"
+        ),
+        "sufficiency_logprob_contrast": (
+            "keeping only {parts} {way} the answer's log-probability lead over the foil by "
+            "{value} nats on average (sufficiency, lower = more faithful)"
         ),
         "deletion_auc": (
             "removing parts from the top-ranked down, the answer's probability averages "
@@ -259,16 +274,35 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "faith_none": "此解释未计算忠实度指标。",
         "top_bins": "排名前 {bins} 的部分",
         "top_parts": "排名靠前的部分",
-        "comprehensiveness_logprob": "以对数概率计，删去排名靠前的部分平均降低 {value}",
-        "sufficiency_logprob": "以对数概率计，只保留排名靠前的部分平均降低 {value}",
+        "them": "它们",
         "comprehensiveness_pos": (
-            "删去{parts}平均使回答的概率降低 {value}（comprehensiveness，越高越忠实）"
+            "删去{parts}平均使回答的概率降低 {value}（{log}comprehensiveness，越高越忠实）"
         ),
         "comprehensiveness_neg": (
-            "删去{parts}平均使回答的概率升高 {value}（comprehensiveness，越高越忠实）"
+            "删去{parts}平均使回答的概率升高 {value}（{log}comprehensiveness，越高越忠实）"
         ),
-        "sufficiency_pos": ("只保留{parts}平均使回答的概率降低 {value}（sufficiency，越低越忠实）"),
-        "sufficiency_neg": ("只保留{parts}平均使回答的概率升高 {value}（sufficiency，越低越忠实）"),
+        "sufficiency_pos": (
+            "只保留{parts}平均使回答的概率降低 {value}（{log}sufficiency，越低越忠实）"
+        ),
+        "sufficiency_neg": (
+            "只保留{parts}平均使回答的概率升高 {value}（{log}sufficiency，越低越忠实）"
+        ),
+        "log_same": "对数概率 {value} nats；",
+        "log_other": "但对数概率{way} {value} nats；",
+        "comprehensiveness_logprob": (
+            "删去{parts}平均使回答的对数概率{way} {value} nats（comprehensiveness，越高越忠实）"
+        ),
+        "sufficiency_logprob": (
+            "只保留{parts}平均使回答的对数概率{way} {value} nats（sufficiency，越低越忠实）"
+        ),
+        "comprehensiveness_logprob_contrast": (
+            "删去{parts}平均使回答相对备选的对数概率优势{way} {value} nats"
+            "（comprehensiveness，越高越忠实）"
+        ),
+        "sufficiency_logprob_contrast": (
+            "只保留{parts}平均使回答相对备选的对数概率优势{way} {value} nats"
+            "（sufficiency，越低越忠实）"
+        ),
         "deletion_auc": (
             "从排名最高处起逐步删除，回答的概率平均为 {value}（deletion AUC，越低越忠实）"
         ),

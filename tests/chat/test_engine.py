@@ -348,7 +348,8 @@ def test_a_served_engine_stream_stops_and_reports_a_cut(stories_engine, tmp_path
 def test_chat_options_reach_the_backend_and_every_request(stories_engine, monkeypatch):
     from promptxray.explainers.backends.options import BackendOptions
 
-    explain_module = importlib.import_module("promptxray.explainers.explain")
+    # the front ends' stage loop (anytime.run_stages) calls explain for a one-stage request
+    explain_module = importlib.import_module("promptxray.explainers.anytime")
 
     options = BackendOptions(device="cpu", dtype="float32")
     engine = ChatEngine(str(stories_engine.model_name), options=options)

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 
 from promptxray.explainers import nl
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
 from promptxray.server import convert
 from promptxray.server.positions import PositionMap
@@ -23,7 +24,10 @@ def utf16_len(s: str) -> int:
 
 
 def _explanation(
-    spans: list[Span], granularity: str = "word", score_kind: str = "removal", **extra
+    spans: list[Span],
+    granularity: str = "word",
+    score_kind: ScoreKind = ScoreKind.REMOVAL,
+    **extra,
 ) -> Explanation:
     target = Target(" x", [TargetToken(" x", 1, -0.5)], -0.5, True)
     return Explanation(
@@ -66,7 +70,7 @@ def test_unnecessary_hints_follow_the_threshold_and_speak_nl():
     wider = convert.unnecessary_diagnostics(expl, PositionMap(text), 0.5, "zh")
     assert [d.range.start.line for d in wider] == [1, 2]
     assert wider[1].message == nl.no_effect_line(expl, 2, "zh", 0.5)
-    unsigned = _explanation(spans, granularity="line", score_kind="salience")
+    unsigned = _explanation(spans, granularity="line", score_kind=ScoreKind.SALIENCE)
     assert convert.unnecessary_diagnostics(unsigned, PositionMap(text), 0.5) == []
 
 
@@ -97,6 +101,13 @@ def test_inlay_hints_and_code_lenses():
     commands = [lens.command.command for lens in lenses if lens.command]
     assert "promptxray.explainWith" in commands and "promptxray.setTarget" in commands
     assert lenses[0].command is not None and "P=0.61" in lenses[0].command.title  # exp(-0.5)
+    titles = [lens.command.title for lens in lenses if lens.command]
+    assert titles[1:] == ["Re-explain", "Explain with…", "Set target…"]
+    zh = convert.code_lenses(URI, expl, PositionMap(text), 0, "ready", ["beta"], lang="zh")
+    zh_titles = [lens.command.title for lens in zh if lens.command]
+    assert (
+        "P=0.61" in zh_titles[0] and "重新解释" in zh_titles and "为什么不是 'beta'？" in zh_titles
+    )
 
 
 def test_hover_is_span_line_run_summary_and_a_report_link():

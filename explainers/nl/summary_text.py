@@ -1,0 +1,250 @@
+"""The short sentences promptxray says about an explanation: one line about one span (hover,
+diagnostic, inlay hint), what an early anytime stage is, the hint on a part with no measurable
+effect, and the summary of the whole prompt (drivers, parts against, the no-effect count, one
+faithfulness verdict in words). `describe.py` has the full report.
+
+The wording follows the method's score kind (`ScoreKind`: a measured removal effect, a signed
+estimate, an unsigned salience or an activation), and "no measurable effect" has one rule,
+`no_effect`, governed by one threshold in nats that every front end passes through. Nothing is
+said that the numbers do not show; front ends compose no sentences of their own.
+"""
+
+from __future__ import annotations
+
+import math
+
+from promptxray.explainers.details import ScoreKind
+from promptxray.explainers.errors import InvalidRequestError
+from promptxray.explainers.nl.figures import finite_score, format_prob, format_value, short
+from promptxray.explainers.nl.templates import LANGUAGES, TEMPLATES
+from promptxray.explainers.types import Explanation
+
+NO_EFFECT_NATS = 0.05  # |Δ log P| under this (nats): "no measurable effect" (one rule)
+GOOD_MARGIN_NATS = 1.0  # comprehensiveness − sufficiency (log P) at which the verdict is "good"
+
+
+def templates(lang: str, tables: dict[str, dict[str, str]] = TEMPLATES) -> dict[str, str]:
+    """The template table of `lang` (in `tables`: every language has one); an unknown language
+    is a request error naming the known."""
+    table = tables.get(lang)
+    if table is None:
+        raise InvalidRequestError(
+            f"unknown language {lang!r}; supported languages: {', '.join(LANGUAGES)}"
+        )
+    return table
+
+
+def no_effect(expl: Explanation, threshold: float = NO_EFFECT_NATS) -> list[int]:
+    """Indices of the spans with no measurable effect: |score| under `threshold` nats, for
+    scores measured in nats (removal effects and signed estimates). Unsigned saliences and
+    activations have no unit of effect, so they never claim that a part has none."""
+    if not expl.score_kind.in_nats:
+        return []
+    return [i for i, s in enumerate(expl.spans) if abs(finite_score(s.score)) < threshold]
+
+
+def quote(t: dict[str, str], text: str) -> str:
+    """`text` in the language's quotation marks."""
+    return t["quote"].format(text=text)
+
+
+def quote_short(t: dict[str, str], text: str, limit: int = 40) -> str:
+    """`text` quoted for a short view: white space folded, long text cut (`figures.short`)."""
+    return quote(t, short(text, limit))
+
+
+def _units(t: dict[str, str], expl: Explanation) -> str:
+    return t.get(f"units_{expl.granularity}", t["units_auto"])
+
+
+# --- one span ----------------------------------------------------------------------------------
+
+
+def stage_tag(expl: Explanation, lang: str = "en") -> str:
+    """ "[preview 1/3] " on an early stage of an anytime explanation; "" on a final result."""
+    stage = expl.stage
+    if stage is None or stage.final:
+        return ""
+    t = templates(lang)
+    name = t.get(f"stage_{stage.name}", stage.name)
+    return t["stage_tag"].format(name=name, index=stage.index, total=stage.total)
+
+
+def stage_note(expl: Explanation, lang: str = "en") -> str:
+    """One sentence on what an early stage shows and what is still running ("" when final)."""
+    stage = expl.stage
+    if stage is None or stage.final:
+        return ""
+    template = templates(lang).get(f"stage_note_{stage.name}")
+    return template.format(seconds=f"{stage.seconds:.1f}") if template else ""
+
+
+def span_line(
+    expl: Explanation, index: int, lang: str = "en", threshold: float = NO_EFFECT_NATS
+) -> str:
+    """One line about span `index`: its rank and its effect in the method's own terms (for a
+    removal, the answer's probability with and without it)."""
+    return stage_tag(expl, lang) + _span_effect(expl, index, lang, threshold)
+
+
+def _span_effect(expl: Explanation, index: int, lang: str, threshold: float) -> str:
+    t = templates(lang)
+    span = expl.spans[index]
+    value = finite_score(span.score)
+    unit = expl.unit_of(index)
+    rank = t["rank"].format(rank=expl.rank_of(index), total=len(expl.spans), units=_units(t, expl))
+    target = quote_short(t, expl.target.text)
+    kind = expl.score_kind
+    if kind.in_nats and abs(value) < threshold:
+        return t["span_no_effect"].format(
+            rank=rank, value=format_value(abs(value)), threshold=format_value(threshold)
+        )
+    way = t["raises"] if value > 0 else t["lowers"]
+    if expl.foil is not None and kind.in_nats:  # about log P(target) − log P(foil)
+        key = "span_removal_contrast" if kind is ScoreKind.REMOVAL else "span_estimate_contrast"
+        return t[key].format(
+            rank=rank,
+            method=expl.method,
+            unit=unit,
+            way=way,
+            target=target,
+            foil=quote_short(t, expl.foil.text),
+            value=format_value(abs(value)),
+        )
+    if kind is ScoreKind.REMOVAL:
+        after = expl.ablated_prob(index)
+        if after is not None:
+            return t["span_removal"].format(
+                rank=rank,
+                target=target,
+                before=format_prob(expl.target.prob),
+                after=format_prob(after),
+                unit=unit,
+            )
+        return t["span_removal_raw"].format(
+            rank=rank, unit=unit, way=way, target=target, value=format_value(abs(value))
+        )
+    if kind is ScoreKind.ESTIMATE:
+        return t["span_estimate"].format(
+            rank=rank,
+            method=expl.method,
+            unit=unit,
+            way=way,
+            target=target,
+            value=format_value(abs(value)),
+        )
+    if kind is ScoreKind.SALIENCE:
+        return t["span_salience"].format(rank=rank, method=expl.method, value=format_value(value))
+    return t["span_activation"].format(rank=rank, value=format_value(value))
+
+
+def no_effect_line(
+    expl: Explanation, index: int, lang: str = "en", threshold: float = NO_EFFECT_NATS
+) -> str:
+    """The hint on a part with no measurable effect: its |effect| and the tokens removing it
+    saves (the editor shows it faded, as unnecessary code)."""
+    span = expl.spans[index]
+    return templates(lang)["hint_no_effect"].format(
+        value=format_value(abs(finite_score(span.score))),
+        threshold=format_value(threshold),
+        n=len(span.token_indices),
+    )
+
+
+# --- the whole prompt, short ------------------------------------------------------------------
+
+
+def verdict(expl: Explanation, lang: str = "en") -> str:
+    """One faithfulness verdict in words, from ERASER comprehensiveness and sufficiency in
+    log-probability: good when removing the top-ranked parts costs the answer at least
+    GOOD_MARGIN_NATS more than keeping only them, fair when it costs more, weak otherwise."""
+    t = templates(lang)
+    comp = expl.metrics.get("comprehensiveness_logprob")
+    suff = expl.metrics.get("sufficiency_logprob")
+    if comp is None or suff is None or not (math.isfinite(comp) and math.isfinite(suff)):
+        return t["verdict_none"]
+    margin = comp - suff
+    kind = "good" if margin >= GOOD_MARGIN_NATS else "fair" if margin > 0 else "weak"
+    return t[f"verdict_{kind}"].format(comp=f"{comp:.2f}", suff=f"{suff:.2f}")
+
+
+def summary(
+    expl: Explanation, lang: str = "en", threshold: float = NO_EFFECT_NATS, top: int = 3
+) -> str:
+    """Two or three sentences: what drove the answer, what pushed against it, how many parts
+    had no measurable effect, and the faithfulness verdict."""
+    t = templates(lang)
+    quiet = set(no_effect(expl, threshold))
+    said = [  # (score, span) of the parts with an effect
+        (finite_score(s.score), s)
+        for i, s in enumerate(expl.spans)
+        if i not in quiet and finite_score(s.score) != 0 and s.text.strip()
+    ]
+    head = t["sum_target"].format(
+        target=quote_short(t, expl.target.text), prob=format_prob(expl.target.prob)
+    )
+    if expl.foil is not None:  # why the target rather than the foil
+        head = t["sum_contrast"].format(
+            target=quote_short(t, expl.target.text),
+            prob=format_prob(expl.target.prob),
+            foil=quote_short(t, expl.foil.text),
+            foil_prob=format_prob(expl.foil.prob),
+        )
+    sep = t["list_sep"]
+    if expl.score_kind is ScoreKind.SALIENCE:  # no direction: the largest magnitudes
+        ranked = sorted(said, key=lambda p: (-abs(p[0]), p[1].start))[:top]
+        items = sep.join(quote_short(t, s.text) for _, s in ranked)
+        text = t["sum_salient"].format(head=head, items=items, method=expl.method)
+    else:
+        pos = sorted((p for p in said if p[0] > 0), key=lambda p: -p[0])[:top]
+        neg = sorted((p for p in said if p[0] < 0), key=lambda p: p[0])[:top]
+        if pos:
+            items = sep.join(quote_short(t, s.text) for _, s in pos)
+            text = t["sum_drivers"].format(head=head, items=items)
+        else:
+            text = t["sum_no_drivers"].format(head=head)
+        if neg:
+            key = "sum_against" if len(neg) == 1 else "sum_against_many"
+            text += t[key].format(items=sep.join(quote_short(t, s.text) for _, s in neg))
+    text += t["sum_end"]
+    if quiet:
+        text += t["sentence_gap"] + t["sum_no_effect"].format(
+            count=len(quiet), total=len(expl.spans), units=_units(t, expl)
+        )
+    if expl.score_kind.about_answer:
+        text += t["sentence_gap"] + verdict(expl, lang)
+    note = answer_note(expl, lang, brief=True)
+    if note:  # a quantized model may answer differently from fp32: say it first
+        text = note + t["sentence_gap"] + text
+    if expl.degraded:  # the method could not run as asked: say so before anything else
+        text = t["degraded"].format(reason=expl.degraded) + t["sentence_gap"] + text
+    return text.strip()
+
+
+def answer_note(expl: Explanation, lang: str = "en", brief: bool = False) -> str | None:
+    """What `expl.answer_check` found about a quantized model's answer: fp32's answer when it
+    was run and differs; else, when some answer token's margin lies within the export's
+    measured error, that fp32 may answer differently; else (not `brief`) the export's record."""
+    check = expl.answer_check
+    if check is None:
+        return None
+    t = templates(lang)
+    record = t["answer_record"].format(
+        quant=check.quantization, same=check.same_answer, prompts=check.prompts
+    )
+    if check.reference is not None:
+        return t["answer_differs"].format(
+            quant=check.quantization, text=quote_short(t, check.reference.text), record=record
+        )
+    if check.checked:  # fp32 ran and gave the same answer
+        return None if brief else t["answer_checked"].format(record=record)
+    if check.may_differ:
+        return t["answer_may_differ"].format(
+            quant=check.quantization,
+            token=quote_short(t, check.closest_token),
+            prob=format_prob(check.closest_prob),
+            record=record,
+        )
+    if brief:
+        return None
+    return t["answer_steady"].format(record=record)
