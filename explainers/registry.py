@@ -85,7 +85,9 @@ class MethodSpec:
     auto_cost: AutoCost | None = None
 
     def __post_init__(self) -> None:
-        if self.leave_one_out and self.score_kind != "removal":
+        # a plug-in may name its kind by its string value
+        object.__setattr__(self, "score_kind", ScoreKind(self.score_kind))
+        if self.leave_one_out and self.score_kind is not ScoreKind.REMOVAL:
             raise ValueError(f"method {self.name!r}: leave_one_out scores are removal effects")
 
     @property
@@ -120,7 +122,7 @@ def register(
     summary: str,
     needs_gradients: bool = False,
     needs_attentions: bool = False,
-    score_kind: ScoreKind = ScoreKind.ESTIMATE,
+    score_kind: ScoreKind | str = ScoreKind.ESTIMATE,
     contrastive: bool = True,
     leave_one_out: bool = False,
     auto_cost: AutoCost | None = None,
@@ -135,7 +137,7 @@ def register(
             summary,
             needs_gradients=needs_gradients,
             needs_attentions=needs_attentions,
-            score_kind=score_kind,
+            score_kind=ScoreKind(score_kind),
             contrastive=contrastive,
             leave_one_out=leave_one_out,
             auto_cost=auto_cost,
