@@ -15,7 +15,7 @@ from promptxray.explainers import nl
 from promptxray.explainers.anytime import explain_stages, stage_plan
 from promptxray.explainers.explain import explain
 from promptxray.explainers.types import Explanation
-from tests.helpers import request_for
+from tests.helpers import F32_NATS, request_for
 
 STORY = (
     "Once upon a time there was a little girl.\nShe had a red ball and a small dog.\n"
@@ -26,7 +26,6 @@ SUPPORT = (
     "Never reveal account numbers.\nCustomer: How do I reset my online banking password?\n"
     "Agent:"
 )
-TOL = 1e-4
 
 
 def scores(expl: Explanation) -> np.ndarray:
@@ -53,11 +52,14 @@ def check_stages(backend, text: str) -> list[Explanation]:
     )
     for stage, plain in zip(stages, (preview, lines, final), strict=True):
         assert [(s.start, s.end) for s in stage.spans] == [(s.start, s.end) for s in plain.spans]
-        assert np.abs(scores(stage) - scores(plain)).max() <= TOL
+        # removal scores (two log-probs) and gradient estimates (float32 sums of order 1)
+        # from forwards in other batch shapes and prefix caches
+        assert np.abs(scores(stage) - scores(plain)).max() <= 2 * F32_NATS
     assert stages[0].score_kind == "estimate" and stages[1].score_kind == "removal"
     assert stages[1].ablated_logprob is not None
     assert stages[-1].hierarchy is not None and stages[-1].hierarchy.line_scores == pytest.approx(
-        scores(lines).tolist(), abs=TOL
+        scores(lines).tolist(),
+        abs=2 * F32_NATS,  # removal scores
     )
     # the early stages carry a light faithfulness check, the final one the full figures
     assert stages[0].faithfulness is not None and list(stages[0].faithfulness.bins) == ["10%"]
@@ -118,7 +120,8 @@ def test_cli_prints_each_stage_and_outputs_the_final_result(tmp_path, capsys):
     assert main(args) == 0  # without --stages: the same final result, nothing on stderr
     plain = json.loads(capsys.readouterr().out)
     assert [s["score"] for s in plain["spans"]] == pytest.approx(
-        [s["score"] for s in final["spans"]], abs=TOL
+        [s["score"] for s in final["spans"]],
+        abs=2 * F32_NATS,  # removal scores
     )
 
 

@@ -189,6 +189,7 @@ def test_a_parts_effect_is_the_sum_of_the_overlapping_spans_and_its_share_of_the
     # one span crossing the line's start, two inside it ("The sun" = a..a+7), one elsewhere
     spans = [(a - 2, a + 1, 0.5), (a + 2, a + 4, 1.0), (a + 5, b, -0.5), (b + 3, b + 8, 2.0)]
     share, no_effect, sun, answer, prob = evaluate(spec, explanation(spans))
+    # float64 sums of the given scores: pytest's 1e-6 relative is ample
     assert share.evidence.effect == pytest.approx(1.0) and share.evidence.spans == 3
     assert share.evidence.share == pytest.approx(1.0 / 4.0)
     assert share.status == "fail" and "share 25.0% < 50%" in share.detail

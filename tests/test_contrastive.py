@@ -22,6 +22,7 @@ from promptxray.explainers.gradients import objective, prompt_embeddings
 from promptxray.explainers.types import ExplainRequest, Explanation
 
 from .conftest import REPO, STORIES
+from .helpers import F32_NATS
 
 PROMPT = "Once upon a time there was a little girl named"
 TARGET, FOIL = "Lily", "Sue"
@@ -52,14 +53,14 @@ def test_contrastive_occlusion_scores_are_the_drop_in_the_log_probability_differ
     base = direct(stories, [ctx.input.ids], TARGET, FOIL)[0]
     variants = [ctx.ids_without(unit) for unit in ctx.units]
     expected = base - direct(stories, variants, TARGET, FOIL)
-    assert [s.score for s in expl.spans] == pytest.approx(expected, abs=1e-4)
-    assert expl.contrast == pytest.approx(base, abs=1e-4)
+    assert [s.score for s in expl.spans] == pytest.approx(expected, abs=2 * F32_NATS)  # two
+    assert expl.contrast == pytest.approx(base, abs=F32_NATS)
     assert expl.foil is not None and expl.foil.text == FOIL
     assert expl.foil.logprob == pytest.approx(
-        stories.target_logprobs([ctx.input.ids], stories.encode_target(FOIL)).sum(), abs=1e-4
+        stories.target_logprobs([ctx.input.ids], stories.encode_target(FOIL)).sum(), abs=F32_NATS
     )
     assert expl.target.text == TARGET  # the target keeps its own log-probability
-    assert expl.target.logprob == pytest.approx(expl.contrast + expl.foil.logprob, abs=1e-4)
+    assert expl.target.logprob == pytest.approx(expl.contrast + expl.foil.logprob, abs=F32_NATS)
     assert expl.ablated_logprob is None  # removal effects are of the difference, not of log P
 
 
@@ -71,7 +72,7 @@ def test_the_foil_may_be_longer_than_the_target(stories):
     base = direct(stories, [prep.ctx.input.ids], TARGET, foil)[0]
     assert len(stories.encode_target(foil)) > len(stories.encode_target(TARGET))
     expected = base - direct(stories, variants, TARGET, foil)
-    assert [s.score for s in expl.spans] == pytest.approx(expected, abs=1e-4)
+    assert [s.score for s in expl.spans] == pytest.approx(expected, abs=2 * F32_NATS)  # two
 
 
 @pytest.mark.parametrize("method", ["shapley", "surrogate", "gradient_x_input"])
@@ -80,17 +81,18 @@ def test_other_methods_score_the_contrastive_quantity(stories, method):
     _, prep = prepare(request(method=method), backend=stories)
     ctx = prep.ctx
     contrast = direct(stories, [ctx.input.ids], TARGET, FOIL)[0]
-    assert ctx.base_score == pytest.approx(contrast, abs=1e-4)
-    assert expl.contrast == pytest.approx(contrast, abs=1e-4)
+    assert ctx.base_score == pytest.approx(contrast, abs=F32_NATS)
+    assert expl.contrast == pytest.approx(contrast, abs=F32_NATS)
     assert all(np.isfinite(s.score) for s in expl.spans)
     n = len(ctx.units)
     empty = direct(stories, [ctx.ids_keeping([False] * n)], TARGET, FOIL)[0]
-    assert ctx.score_masks(np.zeros((1, n), bool))[0] == pytest.approx(empty, abs=1e-4)
+    assert ctx.score_masks(np.zeros((1, n), bool))[0] == pytest.approx(empty, abs=F32_NATS)
     if method == "shapley":  # v(all units) and v(none) are the contrast's
-        assert expl.details["v_all"] == pytest.approx(contrast, abs=1e-4)
-        assert expl.details["v_none"] == pytest.approx(empty, abs=1e-4)
+        assert expl.details["v_all"] == pytest.approx(contrast, abs=F32_NATS)
+        assert expl.details["v_none"] == pytest.approx(empty, abs=F32_NATS)
         total = sum(s.score for s in expl.spans)
-        assert total == pytest.approx(contrast - empty, abs=1e-4)  # exact: efficiency
+        # exact (efficiency), up to float32: two log-prob differences
+        assert total == pytest.approx(contrast - empty, abs=2 * F32_NATS)
 
 
 def test_gradient_objective_subtracts_the_foil(stories):
@@ -99,7 +101,7 @@ def test_gradient_objective_subtracts_the_foil(stories):
     _, prep = prepare(request(method="gradient_x_input"), backend=stories)
     with torch.no_grad():
         value = float(objective(prep.ctx, prompt_embeddings(prep.ctx)[None])[0])
-    assert value == pytest.approx(prep.ctx.base_score, abs=1e-4)
+    assert value == pytest.approx(prep.ctx.base_score, abs=F32_NATS)
 
     def scores(**kw: Any) -> np.ndarray:
         expl = explain(request(method="gradient_x_input", faithfulness=False, **kw), stories)
@@ -107,7 +109,8 @@ def test_gradient_objective_subtracts_the_foil(stories):
 
     both = scores()
     apart = scores(foil=None) - scores(target=FOIL, foil=None)
-    assert both == pytest.approx(apart, abs=1e-4)
+    # float32 gradient sums, the two graphs added in another order: 1e-4 of the largest score
+    assert both == pytest.approx(apart, abs=1e-4 * np.abs(apart).max())
 
 
 def test_faithfulness_uses_the_contrastive_score(stories):
@@ -116,16 +119,16 @@ def test_faithfulness_uses_the_contrastive_score(stories):
     ctx = prep.ctx
     curves = expl.faithfulness
     assert curves is not None and curves.units.startswith("log P(target) − log P(foil)")
-    assert curves.deletion_logprob[0] == pytest.approx(expl.contrast, abs=1e-4)
-    assert curves.insertion_logprob[-1] == pytest.approx(expl.contrast, abs=1e-4)
+    assert curves.deletion_logprob[0] == pytest.approx(expl.contrast, abs=F32_NATS)
+    assert curves.insertion_logprob[-1] == pytest.approx(expl.contrast, abs=F32_NATS)
     order = np.argsort(-np.array([s.score for s in expl.spans]), kind="stable")
     k = curves.counts[1]
     kept = np.zeros(len(ctx.units), bool)
     kept[order[:k]] = True
     only_top = direct(stories, [ctx.ids_keeping(list(kept))], TARGET, FOIL)[0]
-    assert curves.insertion_logprob[1] == pytest.approx(only_top, abs=1e-4)
+    assert curves.insertion_logprob[1] == pytest.approx(only_top, abs=F32_NATS)
     removed = direct(stories, [ctx.ids_keeping(list(~kept))], TARGET, FOIL)[0]
-    assert curves.deletion_logprob[1] == pytest.approx(removed, abs=1e-4)
+    assert curves.deletion_logprob[1] == pytest.approx(removed, abs=F32_NATS)
 
 
 def test_a_foil_equal_to_the_target_is_a_request_error(stories):
@@ -155,6 +158,7 @@ def test_the_foil_round_trips_and_is_said_in_both_languages(stories):
     expl = explain(request(), backend=stories)
     again = Explanation.from_json(expl.to_json())
     assert again == expl and again.foil is not None and again.foil.tokens == expl.foil.tokens
+    # a float through JSON: exact, or to JSON's shortest repr
     assert json.loads(expl.to_json())["foil"]["prob"] == pytest.approx(expl.foil.prob)
     plain = Explanation.from_dict({k: v for k, v in expl.to_dict().items() if k != "foil"})
     assert plain.foil is None and plain.contrast is None  # files without a foil still read
@@ -188,7 +192,7 @@ def test_cli_target_and_foil(tmp_path: Path):
     assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["target"]["text"] == TARGET and data["foil"]["text"] == FOIL
-    assert Explanation.from_dict(data).contrast == pytest.approx(
+    assert Explanation.from_dict(data).contrast == pytest.approx(  # float64 difference
         data["target"]["logprob"] - data["foil"]["logprob"]
     )
 

@@ -11,6 +11,7 @@ from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.errors import InvalidRequestError, ModelLoadError
 from promptxray.explainers.models.loading import load_model, pick_device, pick_dtype
 from tests.conftest import STORIES
+from tests.helpers import GPU_NATS
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -43,6 +44,7 @@ def test_bfloat16_on_the_cpu_scores_close_to_float32(stories):
     target = stories.tokenizer(" little girl", add_special_tokens=False)["input_ids"]
     exact = stories.target_logprobs([ids], target)
     approx = half.target_logprobs([ids], target)
+    # bfloat16 keeps 8 bits of mantissa (~4e-3 relative): 0.5 nats is "close", not float32
     assert np.isfinite(approx).all() and np.abs(approx - exact).max() < 0.5
 
 
@@ -55,5 +57,5 @@ def test_cuda_scores_equal_the_cpu(stories):  # pragma: no cover - GPU machines 
     target = stories.tokenizer(" little girl", add_special_tokens=False)["input_ids"]
     assert (
         np.abs(gpu.target_logprobs([ids], target) - stories.target_logprobs([ids], target)).max()
-        < 1e-3
+        < GPU_NATS
     )

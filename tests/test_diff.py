@@ -53,7 +53,7 @@ def test_an_edited_line_changes_by_the_difference_of_its_two_scores(versions):
     part = edited[0]
     assert (part.old_text, part.new_text) == ("there was a little girl.", "there was a little boy.")
     assert part.old_index is not None and part.new_index is not None
-    assert part.change == pytest.approx(
+    assert part.change == pytest.approx(  # the same two floats subtracted: exact
         new.spans[part.new_index].score - old.spans[part.old_index].score
     )
     assert (part.old_score, part.new_score) == (
@@ -82,7 +82,7 @@ def test_an_added_line_is_new_and_unchanged_lines_pair_with_themselves(versions)
     same_text = [p for p in diff.parts if p.old_text == p.new_text]
     assert {p.text for p in same_text} == {"Once upon a time", "She had a red ball.", "One day she"}
     for p in same_text:
-        assert p.change == pytest.approx(p.new_score - p.old_score)
+        assert p.change == pytest.approx(p.new_score - p.old_score)  # same floats: exact
 
 
 def test_the_new_version_is_scored_against_the_old_answer_and_its_own_is_reported(versions):
@@ -93,6 +93,7 @@ def test_the_new_version_is_scored_against_the_old_answer_and_its_own_is_reporte
     assert (diff.old_prob, diff.new_prob) == (old.target.prob, new.target.prob)
     own = explain(request(NEW, "new.prompt"))
     assert diff.new_own_answer == own.target.text
+    # the same generation and forward as a plain explain, in the same shapes: equal to rounding
     assert diff.new_own_prob == pytest.approx(own.target.prob, rel=1e-6)
     # on this model the edit changes the answer; the diff says so before anything else
     assert diff.answer_changed == (own.target.text != old.target.text) is True

@@ -10,7 +10,7 @@ from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 
-from .helpers import request_for
+from .helpers import F32_NATS, request_for
 
 
 def _reference_grads(backend, text: str, target: list[int]):
@@ -36,9 +36,13 @@ def test_gradient_x_input_and_saliency_match_autograd(name, request):
     emb, grad = _reference_grads(backend, text, target)
     expected = (emb * grad).sum(-1).numpy()
     got = np.array([t.score for t in gxi.tokens])
-    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+    # a dot product over the embedding of float32 gradients through every layer: its error
+    # scales with the sum of |e·g| it cancels (~2e-5 of it on 30 layers); allow 1e-3 of it
+    bound = 1e-3 * (emb * grad).abs().sum(-1).numpy()
+    np.testing.assert_array_less(np.abs(got - expected), bound)
     sal = explain(request_for(text, method="saliency", target=gxi.target.text), backend=backend)
     if [t.token_id for t in sal.target.tokens] == target:
+        # norms of float32 gradients through every layer: ~6e-5 relative on 30; allow 1e-3
         np.testing.assert_allclose(
             [t.score for t in sal.tokens], grad.norm(dim=-1).numpy(), rtol=1e-3, atol=1e-5
         )
@@ -57,6 +61,7 @@ def test_integrated_gradients_completeness_on_default_model_32_steps(smol):
     total = sum(t.score for t in expl.tokens)
     assert expl.details["n_steps"] == 32
     assert abs(total - delta) <= 0.05 * abs(delta)
+    # the same float64 sum of the same scores: 1e-6 covers any summation order
     assert expl.metrics["completeness_error"] == pytest.approx(abs(total - delta), abs=1e-6)
 
 
@@ -76,8 +81,9 @@ def test_integrated_gradients_baseline_value_is_independent(stories):
         logp = torch.log_softmax(stories.model(inputs_embeds=emb).logits[0].double(), -1)
     start = len(model_input.ids) - 1
     f_base = float(sum(logp[start + i, t] for i, t in enumerate(target)))
+    # two log-probs from float32 forwards of another shape (kept logits, a mask)
     assert expl.metrics["f_input_minus_f_baseline"] == pytest.approx(
-        expl.target.logprob - f_base, abs=1e-3
+        expl.target.logprob - f_base, abs=2 * F32_NATS
     )
 
 
@@ -98,7 +104,8 @@ def test_attention_matches_eager_attention_and_restores_sdpa(stories):
     last = att.attentions[-1][0].mean(0)
     start = len(model_input.ids) - 1
     rows = last[start : start + len(target)][:, model_input.positions].mean(0)
-    np.testing.assert_allclose([t.score for t in expl.tokens], rows.numpy(), atol=1e-5)
+    # means of float32 softmax probabilities (<= 1) from two attention kernels: ~1e-6 apart
+    np.testing.assert_allclose([t.score for t in expl.tokens], rows.numpy(), rtol=0, atol=1e-5)
     rollout = explain(request_for(text, method="attention_rollout"), backend=stories)
     scores = [t.score for t in rollout.tokens]
-    assert all(s >= 0 for s in scores) and sum(scores) <= 1 + 1e-6
+    assert all(s >= 0 for s in scores) and sum(scores) <= 1 + 1e-6  # float32 shares of 1

@@ -18,7 +18,7 @@ from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.methods.attention_rollout import rollout
 
-from .helpers import request_for
+from .helpers import F32_NATS, request_for
 
 TEXT = "Once upon a time there was a cat.\nThe cat had a red ball.\nOne day the ball was lost."
 TARGET = " She"
@@ -70,10 +70,12 @@ def test_integrated_gradients_chunked_by_memory_equals_one_batch(stories, monkey
     backwards = _count_calls(monkeypatch, type(stories), "logprobs_from_embeds")
     chunked = _run(stories, "integrated_gradients", **options)
     assert len(backwards) == 1 + 3  # f(baseline), then 8 points in chunks of 3, 3, 2
-    # fp32 matmuls block differently by batch size: equal to float rounding (1e-7 relative)
-    np.testing.assert_allclose(_scores(chunked), _scores(whole), rtol=1e-6, atol=1e-6)
+    # float32 sums in another batch shape: ~1e-6 relative (of the largest score), allow 1e-5
+    scale = np.abs(_scores(whole)).max()
+    np.testing.assert_allclose(_scores(chunked), _scores(whole), rtol=1e-5, atol=1e-5 * scale)
     assert chunked.metrics["completeness_error"] == pytest.approx(
-        whole.metrics["completeness_error"], abs=1e-6
+        whole.metrics["completeness_error"],
+        rel=1e-5,  # the same float32 sums: 1e-5 relative
     )
     assert "degraded" not in chunked.details
 
@@ -90,7 +92,9 @@ def test_checkpointed_gradient_equals_plain_gradient(stories, monkeypatch):
     recomputed = _count_calls(monkeypatch, torch.utils.checkpoint, "checkpoint")
     lean_run = _run(stories, "gradient_x_input")
     assert len(recomputed) == stories.model.config.num_hidden_layers  # every layer, once
-    np.testing.assert_allclose(_scores(lean_run), _scores(plain), rtol=0, atol=1e-6)
+    # the same float32 forward, recomputed: gradient sums to 1e-5 of the largest score
+    scale = np.abs(_scores(plain)).max()
+    np.testing.assert_allclose(_scores(lean_run), _scores(plain), rtol=1e-5, atol=1e-5 * scale)
     assert "degraded" not in lean_run.details
     # the layers are restored afterwards: a plain run again
     monkeypatch.undo()
@@ -126,7 +130,8 @@ def test_attention_one_layer_at_a_time_equals_all_layers_at_once(stories):
     layers = stories.attention_maps(seq, lambda i, w: one_by_one.__setitem__(i, w.clone()))
     assert layers == len(at_once) == stories.model.config.num_hidden_layers
     for i, full in enumerate(at_once):
-        torch.testing.assert_close(one_by_one[i], full, rtol=0, atol=1e-7)
+        # probabilities <= 1 from the same kernels: float32's step at 1.0 is 1.2e-7
+        torch.testing.assert_close(one_by_one[i], full, rtol=0, atol=1e-6)
 
 
 def test_attention_rows_from_a_cached_prefix_equal_the_full_maps(stories):
@@ -137,7 +142,8 @@ def test_attention_rows_from_a_cached_prefix_equal_the_full_maps(stories):
     rows = stories.attention_rows(seq, first)
     for full, part in zip(at_once, rows, strict=True):
         assert part is not None and part.shape == (full.shape[0], len(seq) - first, len(seq))
-        # the prefix ran with SDPA, the full maps with eager attention: float rounding apart
+        # the prefix ran with SDPA, the full maps with eager attention: float32 softmax
+        # probabilities (<= 1) from two kernels, ~1e-6 apart; allow 1e-5
         torch.testing.assert_close(part, full[:, first:], rtol=0, atol=1e-5)
     only_last = stories.attention_rows(seq, first, layers=[-1])
     assert only_last[-1] is not None and all(r is None for r in only_last[:-1])
@@ -150,7 +156,8 @@ def test_attention_method_equals_the_all_at_once_computation(stories):
     start = len(ids) - 1
     positions = build_input(parse_document(TEXT), stories).positions
     expected = last[start : start + len(target)][:, positions].mean(dim=0).double().numpy()
-    np.testing.assert_allclose(_scores(expl), expected, rtol=0, atol=1e-6)
+    # means of probabilities (<= 1), rows after an SDPA prefix against eager maps: as above
+    np.testing.assert_allclose(_scores(expl), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("store", [True, False])
@@ -169,6 +176,7 @@ def test_rollout_stored_or_streamed_equals_the_full_product(stories, monkeypatch
         backend=stories,
     )
     assert expl.details["rollout"] == ("stored" if store else "streamed")
+    # products of row-stochastic float32 maps (entries <= 1): ~1e-7 a layer; allow 1e-6
     np.testing.assert_allclose(_scores(expl), expected, rtol=0, atol=1e-6)
 
 
@@ -192,13 +200,17 @@ def test_a_method_that_cannot_fit_degrades_to_line_occlusion(stories, monkeypatc
     assert expl.details["degraded_to"] == "occlusion"
     assert expl.details["memory_needed_bytes"] > expl.details["memory_available_bytes"] == 1024
     assert [s.text for s in expl.spans] == [s.text for s in lines.spans]
+    # removal scores from float32 forwards batched under another memory budget: 2 log-probs
     np.testing.assert_allclose(
-        [s.score for s in expl.spans], [s.score for s in lines.spans], rtol=0, atol=1e-5
+        [s.score for s in expl.spans], [s.score for s in lines.spans], rtol=0, atol=2 * F32_NATS
     )
     # finer units share their line's score
     tokens = _run(stories, method, granularity="token")
     assert tokens.degraded is not None
-    assert sum(_scores(tokens)) == pytest.approx(sum(s.score for s in lines.spans), abs=1e-5)
+    # the same line scores, split and summed again: each within 2 * F32_NATS as above
+    total = sum(s.score for s in lines.spans)
+    bound = 2 * F32_NATS * len(lines.spans)
+    assert sum(_scores(tokens)) == pytest.approx(total, abs=bound)
     with pytest.raises(MemoryLimitError, match=r"1\.0 KiB of memory available"):
         _run(stories, method, memory_fallback="false")
 

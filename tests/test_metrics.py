@@ -29,6 +29,7 @@ def linear_prob_scorer(masks: np.ndarray) -> np.ndarray:
 
 def test_textbook_values_on_a_hand_made_scorer():
     f = faithfulness(linear_prob_scorer, WEIGHTS)
+    # float64 on values known by hand (here and below): pytest's 1e-6 relative is ample.
     # n=4: the 1/5/10/20% bins hold the top 1 unit, the 50% bin the top 2.
     # removing unit 0 leaves p=0.4, units 0-1 p=0.2 (p_full=0.8): (0.4*4 + 0.6) / 5
     assert f.comprehensiveness == pytest.approx(0.44)
@@ -91,6 +92,7 @@ def test_occlusion_is_more_faithful_than_random_on_the_default_model(smol, text)
     for key in ("comprehensiveness", "sufficiency", "deletion_auc", "insertion_auc"):
         assert math.isfinite(expl.metrics[key])
     curves = expl.faithfulness
+    # the curves' full-prompt points are the base score itself: equal to rounding
     assert curves.deletion_logprob[0] == pytest.approx(expl.target.logprob, abs=1e-6)
     assert curves.insertion_logprob[-1] == pytest.approx(expl.target.logprob, abs=1e-6)
 
@@ -119,6 +121,7 @@ def test_auto_returns_the_most_faithful_method_and_says_why(smol):
     assert best["method"] == expl.method
     assert expl.method in auto.reason and "budget" in auto.reason
     chosen = next(c for c in auto.candidates if c["method"] == expl.method)
+    # the chosen candidate's own figure, kept: the same float
     assert chosen["comprehensiveness"] == pytest.approx(expl.metrics["comprehensiveness"])
 
 

@@ -34,7 +34,7 @@ def planted(n=20, k=200, noise=0.05, seed=0):
 def test_sample_masks_shape_rate_and_seed():
     a = sample_masks(10, 500, 0.3, seed=1)
     assert a.shape == (500, 10) and a.dtype == bool
-    assert a.mean() == pytest.approx(0.3, abs=0.03)
+    assert a.mean() == pytest.approx(0.3, abs=0.03)  # binomial sd 0.0065: 4.6 sd
     np.testing.assert_array_equal(a, sample_masks(10, 500, 0.3, seed=1))
     assert not np.array_equal(a, sample_masks(10, 500, 0.3, seed=2))
 
@@ -46,6 +46,7 @@ def test_lasso_without_penalty_is_least_squares():
     w, b = fit_lasso(X, y, alpha=0.0, tol=1e-12)
     design = np.hstack([X, np.ones((60, 1))])
     expected, *_ = np.linalg.lstsq(design, y, rcond=None)
+    # float64 coordinate descent stopped at tol=1e-12 (changes in w): 1e-7 of convergence
     np.testing.assert_allclose(w, expected[:6], atol=1e-7)
     assert b == pytest.approx(expected[6], abs=1e-7)
 
@@ -59,6 +60,7 @@ def test_lasso_satisfies_its_optimality_conditions():
     grad = X.T @ (scores - X @ w - b) / len(scores)
     on = w != 0
     assert on.any() and (~on).any()
+    # KKT holds to the descent's convergence (tol=1e-12 on w): 1e-6 on the gradient
     np.testing.assert_allclose(grad[on], alpha * np.sign(w[on]), atol=1e-6)
     assert np.all(np.abs(grad[~on]) <= alpha + 1e-6)
     assert np.sum(scores - X @ w - b) == pytest.approx(0.0, abs=1e-8)  # intercept is fitted
@@ -68,21 +70,22 @@ def test_lasso_with_a_large_penalty_predicts_the_mean():
     masks, scores, _ = planted()
     w, b = fit_lasso(masks.astype(float), scores, alpha=100.0)
     assert np.all(w == 0)
-    assert b == pytest.approx(scores.mean())
+    assert b == pytest.approx(scores.mean())  # float64 mean
 
 
 def test_constant_columns_get_zero_weight():
     X = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=float)
     y = np.array([1.0, 2.0, 0.0, 3.0])
     w, b = fit_lasso(X, y, alpha=0.0, tol=1e-12)
-    np.testing.assert_allclose(w, [0.0, 2.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(w, [0.0, 2.0, 1.0], atol=1e-9)  # exact data, float64 descent
     assert b == pytest.approx(0.0, abs=1e-9)
 
 
 def test_surrogate_recovers_planted_sparse_weights():
     masks, scores, w = planted()
     fit = surrogate_fit(masks, scores)
-    # The default penalty (0.01 x the scores' std) shrinks weights by about 4·alpha ~ 0.1.
+    # The default penalty (0.01 x the scores' std) shrinks weights by about 4·alpha ~ 0.1;
+    # the bounds are statistical (planted weights, noise 0.05), not float ones.
     np.testing.assert_allclose(fit.coef, w, atol=0.15)
     assert np.all(np.abs(fit.coef[w == 0]) < 0.05)
     assert fit.intercept == pytest.approx(-6.0, abs=0.2)
@@ -103,7 +106,7 @@ def test_r2_and_spearman():
     y = np.array([1.0, 2.0, 3.0, 4.0])
     assert r2_score(y, y) == 1.0
     assert r2_score(y, np.full(4, y.mean())) == 0.0
-    assert spearman(y, y**3) == pytest.approx(1.0)
+    assert spearman(y, y**3) == pytest.approx(1.0)  # float64 on exact ranks
     assert spearman(y, -y) == pytest.approx(-1.0)
     assert spearman(y, np.ones(4)) == 0.0
     # Ties get their average rank: ranks [0, 1.5, 1.5, 3] against [0, 1, 2, 3].
@@ -134,6 +137,7 @@ def test_surrogate_method_scores_all_masks_in_one_call(stories):
     assert -1.0 <= result.metrics["surrogate_lds"] <= 1.0
     assert {"intercept", "alpha", "folds"} <= set(result.details)
     expl = explain(request, backend=stories)
+    # the same seeded samples and forwards: equal to rounding
     assert [s.score for s in expl.spans] == pytest.approx(list(result.unit_scores))
     assert expl.metrics["surrogate_r2"] == pytest.approx(result.metrics["surrogate_r2"])
 
