@@ -21,7 +21,7 @@ from promptxray.chat_ui.engine import ChatEngine, GenSettings
 from promptxray.chat_ui.handlers import Handlers
 from promptxray.chat_ui.session import WHOLE, Session
 from promptxray.explainers.backends.options import BackendOptions
-from tests.chat.util import run
+from tests.chat_ui.util import run
 from tests.helpers import GPU_NATS
 from tests.vllm.conftest import SERVED
 

@@ -6,8 +6,7 @@ import pytest
 
 from promptxray.explainers.documents import parse_document, read_prompt_file
 from promptxray.explainers.inputs import build_input
-
-from .conftest import GOOD_FILES
+from tests.conftest import GOOD_FILES
 
 
 def _placeholder_spans(doc) -> set[tuple[int, int]]:

@@ -8,7 +8,7 @@ import pytest
 
 from promptxray.chat_ui.views import markdown_lines
 from promptxray.explainers import nl
-from tests.chat.util import explained
+from tests.chat_ui.util import explained
 
 BUBBLE_MAX = 500
 

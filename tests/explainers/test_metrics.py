@@ -16,8 +16,7 @@ from promptxray.explainers.metrics import (
     spearman,
     top_k_overlap,
 )
-
-from .helpers import request_for
+from tests.helpers import request_for
 
 WEIGHTS = np.array([2.0, 1.0, 0.5, 0.0])
 

@@ -7,8 +7,7 @@ import pytest
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
-
-from .helpers import F32_NATS, direct_target_logprob, request_for
+from tests.helpers import F32_NATS, direct_target_logprob, request_for
 
 PROMPTS = {
     "stories": "Once upon a time there was a little girl named",

@@ -20,8 +20,8 @@ from promptxray.explainers.explain import explain
 from promptxray.explainers.render import format_prob
 from promptxray.explainers.types import Explanation
 from tests.conftest import REPO, STORIES
+from tests.explainers.nl.test_nl import hand_made
 from tests.helpers import request_for
-from tests.test_nl import hand_made
 
 STORY = "Once upon a time there was a\nlittle girl named"
 

@@ -21,9 +21,9 @@ from promptxray.explainers.errors import (
     FrontMatterError,
     MissingSampleError,
 )
+from tests.conftest import DATA, REPO
 
-DATA = Path(__file__).parent / "data"
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 GOOD = [
     DATA / "ascii.prompt",
     DATA / "cjk.prompt",

@@ -17,8 +17,7 @@ from promptxray.explainers.methods.surrogate import (
     surrogate_fit,
 )
 from promptxray.explainers.registry import get_method
-
-from .helpers import request_for
+from tests.helpers import request_for
 
 
 def planted(n=20, k=200, noise=0.05, seed=0):

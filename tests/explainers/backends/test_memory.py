@@ -17,8 +17,7 @@ from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.methods.attention_rollout import rollout
-
-from .helpers import F32_NATS, request_for
+from tests.helpers import F32_NATS, request_for
 
 TEXT = "Once upon a time there was a cat.\nThe cat had a red ball.\nOne day the ball was lost."
 TARGET = " She"

@@ -32,9 +32,8 @@ from promptxray.explainers.models.onnx_export import (
     export_onnx,
     model_fingerprint,
 )
-
-from .conftest import STORIES
-from .helpers import F32_NATS, request_for
+from tests.conftest import STORIES
+from tests.helpers import F32_NATS, request_for
 
 PROMPTS = [
     "Once upon a time there was a little girl named",

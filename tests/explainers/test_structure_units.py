@@ -20,9 +20,8 @@ from promptxray.explainers.types import (
     ExplainRequest,
     Explanation,
 )
-
-from .conftest import REPO, STORIES
-from .helpers import F32_NATS
+from tests.conftest import REPO, STORIES
+from tests.helpers import F32_NATS
 
 EXAMPLES = REPO / "examples"
 TRIP = EXAMPLES / "trip.prompty"  # three messages, two variables (one used twice)
@@ -279,7 +278,7 @@ def test_the_available_kinds_of_the_example_files():
 
 @pytest.mark.parametrize(("path", "granularity"), [(SUPPORT, "section"), (TRIP, "message")])
 def test_the_server_shows_one_diagnostic_per_part(tmp_path: Path, path: Path, granularity: str):
-    from .server.wire import Wire
+    from tests.server.wire import Wire
 
     text = path.read_text(encoding="utf-8")
 

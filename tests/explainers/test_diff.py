@@ -20,8 +20,7 @@ from promptxray.explainers.diff import (
 )
 from promptxray.explainers.explain import explain
 from promptxray.explainers.types import ExplainRequest, Span
-
-from .conftest import STORIES
+from tests.conftest import STORIES
 
 OLD = "Once upon a time\nthere was a little girl.\nShe had a red ball.\nOne day she"
 NEW = (

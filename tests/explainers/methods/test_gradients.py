@@ -9,8 +9,7 @@ import torch
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
-
-from .helpers import F32_NATS, request_for
+from tests.helpers import F32_NATS, request_for
 
 
 def _reference_grads(backend, text: str, target: list[int]):

@@ -11,8 +11,7 @@ import pytest
 
 from promptxray.explainers.explain import explain, prepare
 from promptxray.explainers.units import group_units
-
-from .helpers import F32_NATS, direct_target_logprob, request_for
+from tests.helpers import F32_NATS, direct_target_logprob, request_for
 
 STORY = (
     "Once upon a time, there was a little girl named Lily.\n"

@@ -18,7 +18,7 @@ from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.chat_ui.views import highlighted
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
-from tests.chat.util import run
+from tests.chat_ui.util import run
 from tests.helpers import F32_NATS
 
 SETTINGS = GenSettings(max_new_tokens=24)

@@ -20,9 +20,8 @@ from promptxray.explainers.errors import InvalidRequestError, UnsupportedMethodE
 from promptxray.explainers.explain import explain, prepare
 from promptxray.explainers.gradients import objective, prompt_embeddings
 from promptxray.explainers.types import ExplainRequest, Explanation
-
-from .conftest import REPO, STORIES
-from .helpers import F32_NATS
+from tests.conftest import REPO, STORIES
+from tests.helpers import F32_NATS
 
 PROMPT = "Once upon a time there was a little girl named"
 TARGET, FOIL = "Lily", "Sue"
@@ -211,7 +210,7 @@ def test_cli_foil_alone_explains_the_models_own_answer(tmp_path: Path, capsys, s
 
 
 def test_server_why_not_lens_and_command(tmp_path: Path):
-    from .server.wire import Wire
+    from tests.server.wire import Wire
 
     async def lenses(wire: Wire, uri: str) -> list[dict[str, Any]]:
         return await wire.request("textDocument/codeLens", {"textDocument": {"uri": uri}})

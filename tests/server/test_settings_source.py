@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ from promptxray.explainers.nl import LANGUAGES
 from promptxray.explainers.registry import AUTO, AUTO_SUMMARY, list_methods
 from promptxray.explainers.types import GRANULARITIES
 from promptxray.server.settings import TRIGGERS, Settings
+from tests.conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "client-vscode" / "package.json"
+PACKAGE = REPO / "client-vscode" / "package.json"
 # server settings the client does not offer as settings, and why
 SERVER_ONLY = {
     "target": "set per document by the Set target command, not a workspace-wide setting",

@@ -9,8 +9,7 @@ import pytest
 
 from promptxray.explainers.explain import explain
 from promptxray.explainers.registry import list_methods
-
-from .helpers import request_for
+from tests.helpers import request_for
 
 TEXT = "Once upon a time, a little cat found a red ball in the garden."
 FAITHFULNESS = ("comprehensiveness", "sufficiency", "deletion_auc", "insertion_auc")

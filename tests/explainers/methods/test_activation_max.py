@@ -14,8 +14,7 @@ from promptxray.explainers.errors import InvalidRequestError, UnsupportedMethodE
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.registry import check_supported, get_method
-
-from .helpers import request_for
+from tests.helpers import request_for
 
 TEXT = "Once upon a time there was a little girl named"
 

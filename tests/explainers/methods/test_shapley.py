@@ -18,8 +18,7 @@ from promptxray.explainers.methods.shapley import (
     sampled_shapley,
 )
 from promptxray.explainers.registry import get_method
-
-from .helpers import F32_NATS, request_for
+from tests.helpers import F32_NATS, request_for
 
 PROMPT = "Once upon a time there was a little girl"
 

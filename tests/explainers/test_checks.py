@@ -13,10 +13,9 @@ import pytest
 from promptxray.cli.main import main
 from promptxray.explainers.checks import Part, check, evaluate, load_checks
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
+from tests.conftest import DATA, STORIES
 
-from .conftest import STORIES
-
-CHECKS = Path(__file__).parent / "data" / "checks"
+CHECKS = DATA / "checks"
 PASSING = CHECKS / "passing.prompt.md"
 FAILING = CHECKS / "failing.prompt.md"
 BODY = """\

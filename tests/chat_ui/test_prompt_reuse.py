@@ -11,7 +11,7 @@ from promptxray.chat_ui.engine import GenSettings
 from promptxray.chat_ui.session import WHOLE
 from promptxray.explainers.explain import explain
 from promptxray.explainers.types import ExplainRequest
-from tests.chat.util import explained, run
+from tests.chat_ui.util import explained, run
 from tests.helpers import F32_NATS
 
 

@@ -10,9 +10,8 @@ from promptxray.cli import main
 from promptxray.explainers.backends.torch_backend import TorchBackend
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
-
-from .conftest import DATA, STORIES
-from .helpers import request_for
+from tests.conftest import DATA, STORIES
+from tests.helpers import request_for
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -19,8 +19,7 @@ from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.units import group_units
-
-from .helpers import direct_target_logprob, request_for
+from tests.helpers import direct_target_logprob, request_for
 
 FRANCE = "What is the capital of France?"
 STORY = "Once upon a time there was a little girl named"

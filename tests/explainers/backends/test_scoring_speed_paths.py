@@ -13,9 +13,8 @@ import torch
 
 from promptxray.explainers.backends.packed import supports_packed
 from promptxray.explainers.explain import explain, prepare
-
-from .helpers import F32_NATS, direct_target_logprob, request_for
-from .test_speed import STORY, SUPPORT  # the same prompts, one definition
+from tests.explainers.test_speed import STORY, SUPPORT  # the same prompts, one definition
+from tests.helpers import F32_NATS, direct_target_logprob, request_for
 
 
 def _variants(backend, text, granularity):

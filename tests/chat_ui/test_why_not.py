@@ -11,7 +11,7 @@ import pytest
 
 from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.explainers import nl
-from tests.chat.util import explained, run
+from tests.chat_ui.util import explained, run
 from tests.helpers import F32_NATS
 
 
