@@ -19,3 +19,14 @@ def request_for(text: str, **kwargs):
     from promptxray.explainers.types import ExplainRequest
 
     return ExplainRequest(text=text, **kwargs)
+
+
+F32_NATS = 1e-4
+"""Bound on a log-probability computed by float32 forwards of another batch shape, padding,
+prefix cache or attention kernel: they agree to ~1e-5 nats (4e-5 seen on the 30-layer default
+model); allow 1e-4 nats. A removal score, the difference of two such, gets 2 * F32_NATS."""
+
+GPU_NATS = 1e-3
+"""Bound on a log-probability from a float32 forward on a GPU (cuBLAS, or a vLLM engine's own
+kernels and log-prob code) against the CPU torch backend: 1e-3 nats. Twice that for a removal
+score."""

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ..conftest import DATA, REPO
+from tests.conftest import DATA, REPO
 
 CAPITAL = REPO / "examples" / "capital.prompt"
 

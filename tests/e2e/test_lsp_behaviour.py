@@ -8,7 +8,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from ..conftest import STORIES
+from tests.conftest import STORIES
+
 from .lsp_harness import Harness
 
 STORY = "Once upon a time there was a\nlittle girl named"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.chat import conftest as chat_fixtures
+from tests.chat_ui import conftest as chat_fixtures
 from tests.conftest import REPO
 
 from .editor_picture import EditorPicture, render_html, token_rules, token_style

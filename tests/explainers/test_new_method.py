@@ -22,16 +22,16 @@ from promptxray.explainers.registry import (
 from promptxray.explainers.units import group_units
 from promptxray.server.scheduler import Engine, Job
 from tests.conftest import STORIES
-from tests.helpers import direct_target_logprob, request_for
+from tests.helpers import F32_NATS, direct_target_logprob, request_for
 
 NAME = "test_pad_occlusion"
 STORY = (
     "Once upon a time there was a little girl.\nShe had a red ball and a small dog.\n"
     "One day the dog ran to the park.\nThe little girl named"
 )
-# float32 log-probabilities of a 4-token target, batched and padded vs one plain forward in
-# float64 log-softmax: a few 1e-6 nats apart on this model; 1e-4 nats bounds it on any CPU
-NATS = 1e-4
+# a removal effect is the difference of two float32 log-probabilities, each from forwards in
+# another batch shape than the plain one it is checked against
+NATS = 2 * F32_NATS
 
 
 def padded(ctx: MethodContext, unit: list[int]) -> list[int]:

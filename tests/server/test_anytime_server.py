@@ -14,8 +14,8 @@ import pytest
 
 import promptxray.explainers.anytime as anytime
 from promptxray.server.documents import Documents
+from tests.conftest import STORIES
 
-from ..conftest import STORIES
 from .wire import Wire
 
 OLD = "Once upon a time there was a girl.\nShe had a red ball.\nOne day she"

@@ -19,8 +19,8 @@ from promptxray.explainers.errors import ModelLoadError
 from promptxray.explainers.types import ExplainRequest
 from promptxray.server.scheduler import Engine, Job, load_key
 from promptxray.server.settings import Settings, parse_settings
+from tests.conftest import STORIES
 
-from ..conftest import STORIES
 from .wire import Wire
 
 ENGINE = "http://127.0.0.1:8000"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import STORIES
+from tests.conftest import STORIES
+
 from .wire import Wire
 
 FAILING = Path(__file__).parents[1] / "data" / "checks" / "failing.prompt.md"

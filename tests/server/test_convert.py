@@ -126,7 +126,7 @@ def test_hover_is_span_line_run_summary_and_a_report_link():
     target = link[link.index("command:") : -1]
     assert target.startswith("command:" + convert.SHOW_REPORT + "?")
     assert json.loads(unquote(target.split("?", 1)[1])) == [URI]
-    assert math.isclose(expl.ablated_prob(0) or 0, math.exp(-2.0))
+    assert math.isclose(expl.ablated_prob(0) or 0, math.exp(-2.0))  # exp of the given float64
 
 
 def test_hover_in_chinese_with_another_threshold():

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from promptxray.explainers.diff import ExplanationDiff
+from tests.conftest import STORIES
+from tests.explainers.test_diff import NEW, OLD
 
-from ..conftest import STORIES
-from ..test_diff import NEW, OLD
 from .wire import Wire
 
 

@@ -13,8 +13,8 @@ from promptxray.explainers import nl
 from promptxray.explainers.types import Explanation
 from promptxray.server.progress import STATUS_STAGES
 from promptxray.server.scheduler import Job
+from tests.conftest import STORIES
 
-from ..conftest import STORIES
 from .wire import Wire
 
 STORY = "Once upon a time there was a\nlittle girl named"

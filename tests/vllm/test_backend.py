@@ -20,6 +20,7 @@ from promptxray.explainers.explain import explain
 from promptxray.explainers.types import ExplainRequest
 from tests.conftest import REPO, STORIES
 from tests.e2e.test_cli_default_model import promptxray
+from tests.helpers import F32_NATS, GPU_NATS
 
 CAPITAL = (REPO / "examples" / "capital.prompt").read_text()
 PROMPTY = REPO / "tests" / "data" / "capital.prompty"
@@ -45,8 +46,9 @@ def test_scores_equal_the_torch_backend(vllm, smol, method, granularity):
     assert served.backend == "vllm" and "smollm2" in served.model
     assert served.target.text == local.target.text and "Paris" in served.target.text
     assert [(s.start, s.end) for s in served.spans] == [(s.start, s.end) for s in local.spans]
-    assert np.abs(scores(served) - scores(local)).max() < 1e-3
-    assert served.target.logprob == pytest.approx(local.target.logprob, abs=1e-3)
+    # the engine on a GPU against the torch backend on the CPU: removal scores are two log-probs
+    assert np.abs(scores(served) - scores(local)).max() < 2 * GPU_NATS
+    assert served.target.logprob == pytest.approx(local.target.logprob, abs=GPU_NATS)
     engine = served.details["engine"]
     assert engine["requests"] >= served.forward_passes and engine["tokens_sent"] > 0
 
@@ -56,7 +58,8 @@ def test_faithfulness_figures_and_counterfactuals_run_on_the_engine(vllm, smol):
     local = explain(request(method="counterfactual", granularity="word"), backend=smol)
     assert served.faithfulness is not None
     for key in ("comprehensiveness", "sufficiency"):
-        assert served.metrics[key] == pytest.approx(local.metrics[key], abs=1e-3)
+        # means of P - P', each P = exp(log P) within GPU_NATS relative, P <= 1
+        assert served.metrics[key] == pytest.approx(local.metrics[key], abs=2 * GPU_NATS)
     assert served.counterfactuals is not None and local.counterfactuals is not None
     assert served.counterfactuals.ranked_units == local.counterfactuals.ranked_units
     # the same edits found, flipping the answer to the same new answers
@@ -216,4 +219,5 @@ def test_both_ways_of_scoring_a_target_agree(vllm):
             scored[way] = vllm._score_rows(variants, target, None, ids)
     finally:
         vllm.scoring = "auto"
-    assert np.abs(scored["chosen"] - scored["prompt"]).max() < 1e-4
+    # one engine, its prefix cache read or not: float32 log-probs of other shapes
+    assert np.abs(scored["chosen"] - scored["prompt"]).max() < F32_NATS
