@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from prompts import PROMPTS  # type: ignore[import-not-found]
 
+from promptxray.explainers import nl
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.explain import explain, prepare
 from promptxray.explainers.metrics import faithfulness
@@ -78,7 +79,7 @@ def main() -> None:
         )
         print(
             f"{name:9} auto → {auto.method:15} in {time.perf_counter() - started:.1f} s: "
-            f"{auto.auto.reason if auto.auto else ''}"
+            f"{nl.auto_reason(auto.auto) if auto.auto else ''}"
         )
     print(
         "\nmean comprehensiveness − sufficiency in log-probability (nats) over the prompts "

@@ -48,13 +48,14 @@ class Candidate:
 
 @dataclass
 class AutoChoice:
-    """The chosen method's result, the candidates compared, and the reason in a sentence."""
+    """The chosen method's result, the candidates compared and what was skipped."""
 
     chosen: Candidate
     tried: list[Candidate]
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # for time
     budget_s: float = DEFAULT_BUDGET_S
     elapsed_s: float = 0.0
+    skipped_memory: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> MethodSpec:
@@ -68,34 +69,16 @@ class AutoChoice:
     def faithfulness(self) -> Faithfulness:
         return self.chosen.faithfulness
 
-    def reason(self) -> str:
-        best = self.chosen
-        others = [c for c in self.tried if c is not best]
-        text = (
-            f"{best.spec.name} was the most faithful on this prompt: comprehensiveness − "
-            f"sufficiency {best.faithfulness.score:.3f} nats"
-        )
-        if others:
-            text += (
-                " (vs "
-                + ", ".join(f"{c.spec.name} {c.faithfulness.score:.3f}" for c in others)
-                + ")"
-            )
-        text += f"; {len(self.tried)} method(s) tried in {self.elapsed_s:.1f} s of a "
-        text += f"{self.budget_s:g} s budget"
-        if self.skipped:
-            text += f"; skipped for time: {', '.join(self.skipped)}"
-        return text
-
     def report(self) -> AutoReport:
         return AutoReport(
             chosen=self.chosen.spec.name,
-            reason=self.reason(),
             criterion="comprehensiveness - sufficiency (ERASER AOPC, in log-probability), "
             "ties by deletion AUC",
             candidates=[c.row() for c in self.tried],
             skipped=self.skipped,
             budget_s=self.budget_s,
+            elapsed_s=self.elapsed_s,
+            skipped_memory=self.skipped_memory,
         )
 
 
@@ -123,6 +106,7 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
     strict = replace(ctx, options={**ctx.options, "memory_fallback": False})
     tried: list[Candidate] = []
     skipped: list[str] = []
+    skipped_memory: list[str] = []
     seconds_per_sequence = 0.0
     for spec in specs:
         elapsed = time.perf_counter() - started
@@ -136,7 +120,7 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
         try:
             result = spec.fn(strict)
         except MemoryLimitError:
-            skipped.append(f"{spec.name} (memory)")
+            skipped_memory.append(spec.name)
             continue
         faith = faithfulness(ctx.score_masks, result.scores_per_unit(ctx.units))
         seconds = time.perf_counter() - t0
@@ -145,4 +129,5 @@ def choose_method(ctx: MethodContext, started: float) -> AutoChoice:
         if not seconds_per_sequence:
             seconds_per_sequence = seconds / ran
     best = max(tried, key=lambda c: (c.faithfulness.score, -c.faithfulness.deletion_auc))
-    return AutoChoice(best, tried, skipped, budget, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return AutoChoice(best, tried, skipped, budget, elapsed, skipped_memory)

@@ -60,12 +60,27 @@ class HierarchyInfo:
     line_token_indices: list[list[int]]
     refined_lines: list[int] = field(default_factory=list)
     refined_words: int = 0
-    # what was not refined and why (pruning): one plain sentence each
-    skipped: list[str] = field(default_factory=list)
+    # what was not refined and why (nl/auto_text.py says it in words)
+    pruned: list[Pruning] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HierarchyInfo:
-        return _build(cls, data)
+        made = _build(cls, data)
+        made.pruned = [_build(Pruning, p) if isinstance(p, dict) else p for p in made.pruned]
+        return made
+
+
+@dataclass
+class Pruning:
+    """How many lines or words refinement left unsplit by one rule: "floor" (|effect| under
+    `bound` nats), "cover" (outside the top parts holding the share `bound` of the effect),
+    "limit" (beyond `bound` parts, option refine_lines/refine_words) or "budget" (over `bound`×
+    the line pass's work, option refine_budget)."""
+
+    level: str  # "line" or "word"
+    rule: str
+    count: int
+    bound: float
 
 
 @dataclass
@@ -104,14 +119,16 @@ class FaithfulnessCurves:
 
 @dataclass
 class AutoReport:
-    """method "auto": which method it chose, why, and the candidates it compared."""
+    """method "auto": which method it chose, the candidates it compared and what it skipped
+    (nl/auto_text.py says why in words)."""
 
     chosen: str
-    reason: str
     criterion: str
     candidates: list[dict[str, float | str]]
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # not tried: over the time budget
     budget_s: float = 0.0
+    elapsed_s: float = 0.0
+    skipped_memory: list[str] = field(default_factory=list)  # not tried: over the memory
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AutoReport:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.details import HierarchyInfo
+from promptxray.explainers.details import HierarchyInfo, Pruning
 from promptxray.explainers.registry import MethodSpec
 from promptxray.explainers.units import group_units
 
@@ -46,7 +46,7 @@ class Hierarchy:
     line_scores: np.ndarray
     refined_lines: list[int] = field(default_factory=list)
     refined_words: int = 0
-    skipped: list[str] = field(default_factory=list)
+    pruned: list[Pruning] = field(default_factory=list)
 
     def info(self) -> HierarchyInfo:
         """The typed record an Explanation carries (levels and the line pass)."""
@@ -56,7 +56,7 @@ class Hierarchy:
             line_token_indices=self.line_units,
             refined_lines=self.refined_lines,
             refined_words=self.refined_words,
-            skipped=list(self.skipped),
+            pruned=list(self.pruned),
         )
 
 
@@ -127,17 +127,12 @@ def _worth_refining(
     return chosen, pruned
 
 
-def _skipped(
-    kind: str, pruned: dict[str, int], limit: int, floor: float, budget: Budget
-) -> list[str]:
-    """Plain sentences for what a refinement step left unsplit and why."""
-    why = {
-        "floor": f"no measurable effect (|Δ log P| under {floor:g} nats)",
-        "cover": f"outside the top {kind}s that hold {COVER:.0%} of the effect",
-        "limit": f"beyond the limit of {limit} {kind}s (option refine_{kind}s)",
-        "budget": f"over the time budget ({budget.share:g}× the line pass; option refine_budget)",
-    }
-    return [f"{n} {kind}(s) not refined: {why[rule]}" for rule, n in pruned.items() if n]
+def _pruned(
+    level: str, pruned: dict[str, int], limit: int, floor: float, budget: Budget
+) -> list[Pruning]:
+    """What a refinement step left unsplit, by rule, with the bound each rule applied."""
+    bounds = {"floor": floor, "cover": COVER, "limit": float(limit), "budget": budget.share}
+    return [Pruning(level, rule, n, bounds[rule]) for rule, n in pruned.items() if n]
 
 
 def line_pass(
@@ -175,7 +170,7 @@ def refine(
     line_costs = {i: _cost([word_units[w] for w in ws], length) for i, ws in words_of_line.items()}
     chosen, pruned = _worth_refining(line_scores, splittable, max_lines, floor, line_costs, budget)
     lines = sorted(chosen)
-    skipped = _skipped("line", pruned, max_lines, floor, budget)
+    pruned_parts = _pruned("line", pruned, max_lines, floor, budget)
 
     words_in = {li: words_of_line[li] for li in lines}
     words = [w for li in lines for w in words_in[li]]
@@ -188,7 +183,7 @@ def refine(
     word_costs = {w: _cost([[t] for t in word_units[w]], length) for w in multi}
     chosen_words, pruned = _worth_refining(ranked, multi, max_words, floor, word_costs, budget)
     split_words = set(chosen_words)
-    skipped += _skipped("word", pruned, max_words, floor, budget)
+    pruned_parts += _pruned("word", pruned, max_words, floor, budget)
     token_units = [[t] for w in sorted(split_words) for t in word_units[w]]
     token_scores = dict(
         zip(
@@ -227,5 +222,5 @@ def refine(
         line_scores=line_scores,
         refined_lines=lines,
         refined_words=len(split_words),
-        skipped=skipped,
+        pruned=pruned_parts,
     )

@@ -5,6 +5,7 @@ Front ends call these and compose no sentences of their own."""
 from __future__ import annotations
 
 from promptxray.explainers.details import Claim, SelfExplanation
+from promptxray.explainers.nl.auto_text import auto_reason, pruning_lines
 from promptxray.explainers.nl.describe import describe, describe_facts
 from promptxray.explainers.nl.figures import (
     finite_score,
@@ -41,6 +42,7 @@ __all__ = [
     "TEMPLATES",
     "Claim",
     "SelfExplanation",
+    "auto_reason",
     "check_claims",
     "describe",
     "describe_facts",
@@ -53,6 +55,7 @@ __all__ = [
     "format_value",
     "no_effect",
     "no_effect_line",
+    "pruning_lines",
     "self_explain",
     "self_explanation_line",
     "short",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptxray.explainers.nl.auto_text import auto_reason, pruning_lines
 from promptxray.explainers.nl.figures import (
     FIGURES,
     finite_score,
@@ -180,7 +181,8 @@ def describe(
     if expl.degraded:
         lines.insert(0, t["degraded"].format(reason=expl.degraded))
     if facts["auto_tried"] is not None and expl.auto is not None:
-        lines.append(t["auto"].format(n=facts["auto_tried"]) + " " + expl.auto.reason + ".")
+        reason = auto_reason(expl.auto, lang)
+        lines.append(t["auto"].format(n=facts["auto_tried"]) + " " + reason + t["sum_end"])
     ne = facts["no_effect"]
     if facts["max_abs_score"] == 0.0:
         lines.append(t["all_zero"].format(total=ne["total"]))
@@ -214,7 +216,7 @@ def describe(
             lines.append(t["no_effect_none"].format(total=ne["total"]))
     if expl.hierarchy is not None:  # granularity "auto": what was refined, what was pruned
         h = expl.hierarchy
-        skipped = t["sep"].join(h.skipped)
+        skipped = t["sep"].join(pruning_lines(h, lang))
         lines.append(
             t["refined"].format(
                 lines=len(h.refined_lines),

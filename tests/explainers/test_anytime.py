@@ -137,12 +137,15 @@ def test_refinement_prunes_what_cannot_matter_and_says_so(stories):
     line_scores = np.abs(np.array(h.line_scores))
     assert all(line_scores[i] >= 0.05 for i in h.refined_lines)  # no split of a no-effect line
     quiet = int((line_scores < 0.05).sum())
-    said = {s.split(" line(s)")[0]: s for s in h.skipped if " line(s) " in s}
+    said = {p.rule: p.count for p in h.pruned if p.level == "line"}
+    report = nl.describe(expl)
     if quiet:
-        assert f"{quiet} line(s) not refined: no measurable effect" in " ".join(h.skipped)
-    counted = sum(int(n) for n in said)
+        assert said["floor"] == quiet
+        assert f"{quiet} line(s) not refined: no measurable effect" in report
+        assert f"{quiet} 个行未细化：没有可测量的影响" in nl.describe(expl, "zh")
+    counted = sum(said.values())
     assert counted + len(h.refined_lines) == len(h.line_scores)  # every line accounted for
-    assert "not refined" in nl.describe(expl)
+    assert "not refined" in report
 
 
 def test_refinement_stays_within_its_budget_and_says_what_it_left(stories, monkeypatch):
@@ -162,7 +165,7 @@ def test_refinement_stays_within_its_budget_and_says_what_it_left(stories, monke
     request = request_for(text, method="occlusion", granularity="auto")
 
     def with_budget(share: float | None) -> tuple[Any, int, int]:
-        """The hierarchy, the line pass's work and refinement's (tokens run)."""
+        """The pruning report, the line pass's work and refinement's (tokens run)."""
         runs.clear()
         options: dict[str, float] = {"refine_floor": 0}  # every line is worth refining
         if share is not None:
@@ -170,21 +173,25 @@ def test_refinement_stays_within_its_budget_and_says_what_it_left(stories, monke
         expl = explain(replace(request, options=options), backend=stories)
         length = len(expl.tokens)
         work = [sum(length - first for first in run) for run in runs]
-        return expl.hierarchy, work[0], sum(work[1:])
+        return expl, work[0], sum(work[1:])
 
-    (full, _, full_spent), (tight, line_work, spent), (none, _, _) = (
+    (full_expl, _, full_spent), (tight_expl, line_work, spent), (none_expl, _, _) = (
         with_budget(None),
         with_budget(0.01),
         with_budget(0),
     )
+    full, tight, none = (e.hierarchy for e in (full_expl, tight_expl, none_expl))
     n_lines = len(full.line_scores)
     assert none.refined_lines == [] and none.refined_words == 0
-    assert f"{n_lines} line(s) not refined: over the time budget (0× the line pass" in " ".join(
-        none.skipped
-    )
+    assert [(p.level, p.rule, p.count, p.bound) for p in none.pruned] == [
+        ("line", "budget", n_lines, 0.0)
+    ]
+    said = f"{n_lines} line(s) not refined: over the time budget (0× the line pass"
+    assert said in nl.describe(none_expl)
     assert set(tight.refined_lines) <= set(full.refined_lines)
     assert spent <= 0.01 * line_work < full_spent  # the tight budget held, and it bit
-    assert any("over the time budget (0.01× the line pass" in s for s in tight.skipped)
+    assert any(p.rule == "budget" and p.bound == 0.01 for p in tight.pruned)
+    assert "over the time budget (0.01× the line pass" in nl.describe(tight_expl)
 
 
 def test_a_preview_that_does_not_fit_in_memory_is_skipped(stories, monkeypatch):

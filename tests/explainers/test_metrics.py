@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from promptxray.explainers import nl
 from promptxray.explainers.explain import explain, prepare
 from promptxray.explainers.metrics import (
     agreement,
@@ -118,7 +119,9 @@ def test_auto_returns_the_most_faithful_method_and_says_why(smol):
     assert len(auto.candidates) >= 3 and not auto.skipped
     best = max(auto.candidates, key=lambda c: c["score"])
     assert best["method"] == expl.method
-    assert expl.method in auto.reason and "budget" in auto.reason
+    reason = nl.auto_reason(auto)
+    assert expl.method in reason and "budget" in reason
+    assert expl.method in nl.auto_reason(auto, "zh") and "预算" in nl.auto_reason(auto, "zh")
     chosen = next(c for c in auto.candidates if c["method"] == expl.method)
     # the chosen candidate's own figure, kept: the same float
     assert chosen["comprehensiveness"] == pytest.approx(expl.metrics["comprehensiveness"])
@@ -129,4 +132,5 @@ def test_auto_keeps_to_its_budget(stories):
     expl = explain(request, backend=stories)
     auto = expl.auto
     assert [c["method"] for c in auto.candidates] == ["occlusion"]
-    assert auto.skipped and "skipped for time" in auto.reason
+    assert auto.skipped and "skipped for time" in nl.auto_reason(auto)
+    assert "skipped for time" in nl.describe(expl)
