@@ -50,13 +50,12 @@ def export_folder(quantize: str, recipe: str | None = None) -> Path:
     """The cache's export (the default recipe), or a recipe's export in the cache's bench
     folder; made when missing."""
     from promptxray.explainers.models.loading import cache_dir, resolve_model_path
+    from promptxray.explainers.models.onnx_cache import default_export_dir, model_fingerprint
     from promptxray.explainers.models.onnx_export import (
         DEFAULT_RECIPE,
         ExportError,
-        default_export_dir,
         export_onnx,
         is_current,
-        model_fingerprint,
     )
 
     path, model_id = resolve_model_path(None)

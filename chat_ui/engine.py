@@ -97,7 +97,7 @@ class ChatEngine:
             if self._load_error is not None:
                 raise PromptXrayError(self._load_error)
             from promptxray.explainers.backends import get_backend
-            from promptxray.explainers.backends.vllm_backend import EngineError
+            from promptxray.explainers.errors import EngineError
 
             try:
                 self._backend = get_backend(

@@ -293,7 +293,8 @@ def _say(message: str) -> None:
 def run_export(args: argparse.Namespace) -> int:
     import json
 
-    from promptxray.explainers.models.onnx_export import MANIFEST, export_onnx
+    from promptxray.explainers.models.onnx_cache import MANIFEST
+    from promptxray.explainers.models.onnx_export import export_onnx
 
     folder = export_onnx(args.model, args.quantize, args.out, progress=_say)
     manifest = json.loads((folder / MANIFEST).read_text())

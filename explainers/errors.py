@@ -63,6 +63,20 @@ class InvalidRequestError(PromptXrayError):
     """A setting of the request is out of range or of the wrong kind."""
 
 
+class EngineError(PromptXrayError):
+    """A served engine (the `vllm` backend) cannot be reached or answered with an error; the
+    message says what to do. `retry`: whether trying again may help; `status`, `detail`: the
+    HTTP answer, if any."""
+
+    def __init__(
+        self, message: str, retry: bool = False, status: int = 0, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.status = status
+        self.detail = detail
+
+
 class MemoryLimitError(PromptXrayError):
     """A method's smallest unit of work does not fit in the memory available now.
 
@@ -79,6 +93,13 @@ class MemoryLimitError(PromptXrayError):
             f"{size(available)} of memory available; occlusion, shapley, surrogate and "
             "counterfactual run in batches that fit (use line granularity on long prompts)"
         )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error quotes of a library's long message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def size(n: float) -> str:

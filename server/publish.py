@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from promptxray.explainers.backends.vllm_backend import EngineError
-from promptxray.explainers.errors import ContextLengthError, ModelLoadError, PromptXrayError
+from promptxray.explainers.errors import (
+    ContextLengthError,
+    EngineError,
+    ModelLoadError,
+    PromptXrayError,
+)
 from promptxray.server import convert
 from promptxray.server.checks import check_diagnostics
 from promptxray.server.documents import Doc

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from promptxray.explainers.backends.options import BackendOptions
-from promptxray.explainers.backends.vllm_backend import EngineError
 from promptxray.explainers.details import ScoreKind
-from promptxray.explainers.errors import ModelLoadError, PromptXrayError
+from promptxray.explainers.errors import EngineError, ModelLoadError, PromptXrayError
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, ExplainRequest, Explanation, Span
 
 CACHE_SIZE = 64

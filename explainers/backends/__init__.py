@@ -8,7 +8,7 @@ from pathlib import Path
 
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.backends.options import BackendOptions
-from promptxray.explainers.errors import InvalidRequestError, ModelLoadError
+from promptxray.explainers.errors import InvalidRequestError, ModelLoadError, first_line
 
 BACKENDS = ("torch", "onnx", "vllm")
 _CACHE: dict[tuple[str, str, bool, BackendOptions], Backend] = {}
@@ -69,14 +69,13 @@ def _load(
         return _load_vllm(model, trust_remote_code, progress, options)
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
     from promptxray.explainers.models.loading import resolve_model_path
-    from promptxray.explainers.models.onnx_export import (
+    from promptxray.explainers.models.onnx_cache import (
         MANIFEST,
         clean_stale_exports,
         default_export_dir,
-        export_onnx,
-        is_current,
         model_fingerprint,
     )
+    from promptxray.explainers.models.onnx_export import export_onnx, is_current
 
     if model and (Path(model).expanduser() / MANIFEST).exists():
         # a folder the user named is never replaced: its error (a corrupt file, a checksum
@@ -118,8 +117,7 @@ def _load_vllm(
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load the tokenizer of {model_id}: {first}") from exc
+        raise ModelLoadError(f"cannot load the tokenizer of {model_id}: {first_line(exc)}") from exc
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{model_id} has no fast tokenizer; offsets need one")
     if progress:

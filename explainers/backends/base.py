@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,17 +25,21 @@ MIN_SHARED = 4  # below this many shared tokens, prefix reuse is not worth a cac
 MEMORY_FRACTION = 0.4  # of the memory available now, for one batch's activations
 
 
-def memory_budget() -> int:
-    """Bytes one batch may use: a fraction of what the OS reports available right now
-    (MemAvailable), or 4 GiB where that cannot be read."""
+def available_bytes() -> int:
+    """What the OS reports available now (MemAvailable), or 10 GiB where it cannot be read."""
     try:
         with open("/proc/meminfo", encoding="ascii") as info:
             for line in info:
                 if line.startswith("MemAvailable:"):
-                    return int(int(line.split()[1]) * 1024 * MEMORY_FRACTION)
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 4 << 30
+    return 10 << 30
+
+
+def memory_budget() -> int:
+    """Bytes one batch may use: a fraction of what the OS reports available right now."""
+    return int(available_bytes() * MEMORY_FRACTION)
 
 
 @dataclass
@@ -104,6 +108,9 @@ class Backend(ABC):
     supports_gradients: bool = False
     supports_attentions: bool = False
     max_batch_tokens: int = 4096
+    # whether variants of a reference prompt run only their suffixes after the prefix they
+    # share with it (`_score_after_prefix`); False: plain padded batches
+    prefix_reuse: bool = False
     # "fp32": exact scores; a backend may offer cheaper approximate ones for previews
     scoring_precisions: tuple[str, ...] = ("fp32",)
 
@@ -242,19 +249,57 @@ class Backend(ABC):
         progress: ProgressFn | None,
         reference: Sequence[int] | None,
     ) -> np.ndarray:
-        """Score distinct inputs in left-padded batches (a backend may use `reference`)."""
+        """Score distinct inputs: with `prefix_reuse`, variants of `reference` run after the
+        prefix they share with it (`_score_after_prefix`: equal to plain batches within float
+        rounding); without it, without a reference, or when no row shares MIN_SHARED tokens,
+        in plain left-padded batches."""
+        if reference is not None and self.prefix_reuse:
+            plan = self._suffix_plan(inputs, reference)
+            if plan is not None:
+                return self._score_after_prefix(plan, inputs, target, reference, progress)
         rows = [x + target[:-1] for x in inputs]
-        out = np.zeros((len(rows), len(target)), dtype=np.float64)
+        return self._score_batches(
+            self._chunks(rows),
+            len(rows),
+            len(target),
+            lambda chunk: self._run_logprobs(
+                left_pad([rows[i] for i in chunk], self.pad_id), target
+            ),
+            progress,
+        )
+
+    def _score_batches(
+        self,
+        chunks: Iterable[list[int]],
+        rows: int,
+        t: int,
+        run: Callable[[list[int]], np.ndarray],
+        progress: ProgressFn | None,
+    ) -> np.ndarray:
+        """Log-probs [rows, t], one forward per batch of row indices (`run(chunk)` scores
+        one): each counts as a forward pass, and `progress` hears after each."""
+        out = np.zeros((rows, t), dtype=np.float64)
         done = 0
-        for chunk in self._chunks(rows):
-            batch = left_pad([rows[i] for i in chunk], self.pad_id)
-            out[chunk] = self._run_logprobs(batch, target)
+        for chunk in chunks:
+            out[chunk] = run(chunk)
             self.counters.forward_passes += 1
             self.counters.sequences += len(chunk)
             done += len(chunk)
             if progress:
-                progress(done, len(rows))
+                progress(done, rows)
         return out
+
+    def _score_after_prefix(
+        self,
+        plan: tuple[list[int], list[int]],
+        inputs: list[list[int]],
+        target: list[int],
+        reference: Sequence[int],
+        progress: ProgressFn | None,
+    ) -> np.ndarray:
+        """Score rows after the prefix each shares with `reference` (`plan`: `_suffix_plan`);
+        backends with `prefix_reuse` implement it."""
+        raise NotImplementedError(f"the {self.name} backend does not reuse prefixes")
 
     def _suffix_plan(
         self, inputs: list[list[int]], reference: Sequence[int]
@@ -279,37 +324,34 @@ class Backend(ABC):
         """Score rows by batches of their suffixes after the prefix the batch shares with the
         reference (`run(batch, p)`: log p(target) of suffixes after its first `p` positions)."""
         shared, order = plan
-        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
-        done = start = 0
-        while start < len(order):
-            chunk = self._prefix_chunk(order, start, shared, inputs, len(target))
-            p = min(shared[i] for i in chunk)
-            out[chunk] = run(left_pad([inputs[i][p:] + target[:-1] for i in chunk], self.pad_id), p)
-            self.counters.forward_passes += 1
-            self.counters.sequences += len(chunk)
-            done += len(chunk)
-            start += len(chunk)
-            if progress:
-                progress(done, len(inputs))
-        return out
 
-    def _prefix_chunk(
-        self, order: list[int], start: int, shared: list[int], inputs: list[list[int]], t: int
-    ) -> list[int]:
-        """The next batch (rows sorted by shared prefix, longest first): grow it while its
+        def suffixes(chunk: list[int]) -> np.ndarray:
+            p = min(shared[i] for i in chunk)
+            return run(left_pad([inputs[i][p:] + target[:-1] for i in chunk], self.pad_id), p)
+
+        chunks = self._prefix_chunks(order, shared, inputs, len(target))
+        return self._score_batches(chunks, len(inputs), len(target), suffixes, progress)
+
+    def _prefix_chunks(
+        self, order: list[int], shared: list[int], inputs: list[list[int]], t: int
+    ) -> Iterator[list[int]]:
+        """Batches of rows sorted by shared prefix, longest first: each grows while its
         padded suffix width stays within 1.25x (+16) of its first row's, so no row runs much
         more than its own suffix, and while `batch_rows` allows for memory and throughput."""
-        first = order[start]
-        first_width = len(inputs[first]) - shared[first] + t - 1
-        chunk = [first]
-        p = shared[first]
-        for i in order[start + 1 :]:
-            p = min(p, shared[i])
-            w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
-            if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
-                break
-            chunk.append(i)
-        return chunk
+        start = 0
+        while start < len(order):
+            first = order[start]
+            first_width = len(inputs[first]) - shared[first] + t - 1
+            chunk = [first]
+            p = shared[first]
+            for i in order[start + 1 :]:
+                p = min(p, shared[i])
+                w = max(len(inputs[j]) - p + t - 1 for j in [*chunk, i])
+                if w > 1.25 * first_width + 16 or len(chunk) + 1 > self.batch_rows(w, p):
+                    break
+                chunk.append(i)
+            yield chunk
+            start += len(chunk)
 
     def _chunks(self, rows: Sequence[Sequence[int]]) -> list[list[int]]:
         """Group row indices into batches that fit both the throughput cap (`max_batch_tokens`

@@ -20,21 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from promptxray.explainers.backends import base
+from promptxray.explainers.backends.base import available_bytes
 from promptxray.explainers.errors import MemoryLimitError
 
 SINGLE_FRACTION = 0.8  # of MemAvailable, for one piece of work that cannot be split
-
-
-def available_bytes() -> int:
-    """What the OS reports available now (MemAvailable), or 10 GiB where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 10 << 30
 
 
 def budget_bytes() -> int:

@@ -30,8 +30,8 @@ from promptxray.explainers.backends.base import (
     closest_kept,
 )
 from promptxray.explainers.backends.threads import default_threads
-from promptxray.explainers.errors import ModelLoadError
-from promptxray.explainers.models.onnx_export import (
+from promptxray.explainers.errors import ModelLoadError, first_line
+from promptxray.explainers.models.onnx_cache import (
     MANIFEST,
     MODEL_FILE,
     check_checksums,
@@ -65,10 +65,9 @@ def make_session(path: Path, threads: int | None = None, spinning: bool = False)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"{path} is not a loadable ONNX model ({first}); delete {path.parent} and export "
-            "again with `promptxray export-onnx`"
+            f"{path} is not a loadable ONNX model ({first_line(exc)}); delete {path.parent} and "
+            "export again with `promptxray export-onnx`"
         ) from exc
 
 
@@ -262,7 +261,6 @@ class OnnxBackend(Backend):
         check_checksums(folder, manifest)
         self.graph = str(manifest.get("graph", "logits"))
         self.runner = OnnxRunner(folder / MODEL_FILE, self.graph, threads, spinning)
-        self.session = self.runner.session
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.quantization = str(manifest.get("quantization", "none"))
         model_id = f"{manifest['source_model']} ({self.quantization})"
@@ -311,23 +309,17 @@ class OnnxBackend(Backend):
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
         return self.runner.logprobs(batch, target)
 
-    def _score_rows(
+    def _score_after_prefix(
         self,
+        plan: tuple[list[int], list[int]],
         inputs: list[list[int]],
         target: list[int],
+        reference: Sequence[int],
         progress: ProgressFn | None,
-        reference: Sequence[int] | None,
     ) -> np.ndarray:
-        """As on torch: variants of `reference` share its ids up to their first edit. The
-        reference's keys/values are computed once; rows are sorted by the prefix they share
-        with it and each batch runs only its rows' suffixes after their minimum shared prefix
-        (the prefix's keys/values passed once, batch 1). Equal to plain batches within float
-        rounding. Without a reference (or on the logits graph), plain left-padded batches."""
-        if reference is None or not self.prefix_reuse:
-            return super()._score_rows(inputs, target, progress, reference)
-        plan = self._suffix_plan(inputs, reference)
-        if plan is None:
-            return super()._score_rows(inputs, target, progress, reference)
+        """As on torch (explain graph only): the reference's keys/values are computed once;
+        each batch runs only its rows' suffixes after their minimum shared prefix (the
+        prefix's keys/values passed once, batch 1)."""
         kv = self.prefix_kv(reference)
         return self._score_suffixes(
             plan,

@@ -51,7 +51,6 @@ class PackedLlama:
         self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
         self.group = self.heads // self.kv_heads
         self._low: dict[torch.dtype, list[dict[str, torch.Tensor]]] = {}
-        self.low_attention = True  # with a low `dtype`, attention in it too (else float32)
 
     def weights(self, dtype: torch.dtype | None = None) -> list[dict[str, torch.Tensor]]:
         """Per layer, the projection matrices (plus "lm_head" in a last entry): the model's own
@@ -68,10 +67,6 @@ class PackedLlama:
         if dtype not in self._low:
             self._low[dtype] = [{n: w.detach().to(dtype) for n, w in d.items()} for d in own]
         return self._low[dtype]
-
-    def drop_low_precision(self) -> None:
-        """Free the low-precision weight copies (they are rebuilt on the next use)."""
-        self._low.clear()
 
     def bytes_per_token(self) -> int:
         """Peak activation bytes per packed token: the residual stream and its norm, q/k/v
@@ -143,7 +138,7 @@ class PackedLlama:
         cos, sin = cos[0, :, None, :], sin[0, :, None, :]
         # the positions whose logits predict the target: the last T of every row
         keep = torch.cat([torch.arange(s - t_len, s, device=device) for s in starts[1:]])
-        att = low if low is not None and self.low_attention else x.dtype  # attention's dtype
+        att = low if low is not None else x.dtype  # attention's dtype
         # last layer, own suffix: the T kept queries see their row's keys up to themselves
         last_masks = [
             torch.zeros(t_len, n, dtype=att, device=device).masked_fill(

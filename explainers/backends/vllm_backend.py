@@ -9,17 +9,12 @@ computes `prompt_logprobs` without its prefix cache, so one request with those i
 fallback for an engine without `logprob_token_ids`. Tokenisation uses
 the served model's own tokenizer from a local folder, checked against the engine's `/tokenize`
 on connect. Gradient and attention methods are refused by the registry's capability check.
+The HTTP client (retries, back-off, errors) is `vllm_client.py`.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -27,144 +22,16 @@ from typing import Any
 import numpy as np
 
 from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, common_prefix
-from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
-from promptxray.explainers.errors import ContextLengthError, PromptXrayError
+from promptxray.explainers.backends.options import BackendOptions
+from promptxray.explainers.backends.vllm_client import EngineClient
+from promptxray.explainers.errors import ContextLengthError, EngineError
 
-RETRIES = 4  # attempts after the first, for faults a retry can help (refused, 5xx, timeout)
-BACKOFF_S = 0.5  # first wait; doubles each attempt (0.5, 1, 2, 4 s)
 # a multi-token target is scored token by token from the prefix cache (one request each)
 # only when the cache serves at least this many of a variant's tokens; below, one request
 # with prompt log-probabilities is cheaper (bench/README.md, vLLM)
 CACHE_PAYS_TOKENS = 512
 MAX_LOGPROBS = 20  # vLLM's default --max-logprobs: top tokens one request may return
 PROBE = "Paris is the capital of France. 巴黎 🙂"
-
-
-class EngineError(PromptXrayError):
-    """The engine cannot be reached or answered with an error; the message says what to do.
-    `retry`: whether trying again may help; `status`, `detail`: the HTTP answer, if any."""
-
-    def __init__(
-        self, message: str, retry: bool = False, status: int = 0, detail: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.retry = retry
-        self.status = status
-        self.detail = detail
-
-
-class EngineClient:
-    """JSON over HTTP to one vLLM server, with retries and back-off where they can help.
-
-    The API key (from the environment) goes only into the Authorization header: it is never
-    logged, put in an error message or written to a result."""
-
-    def __init__(self, endpoint: str, timeout_s: float) -> None:
-        self.base = endpoint.rstrip("/")
-        if self.base.endswith("/v1"):
-            self.base = self.base[: -len("/v1")]
-        self.timeout_s = timeout_s
-        self._key = os.environ.get(API_KEY_ENV) or None
-
-    def get(self, path: str) -> Any:
-        return self._call("GET", path, None)
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self._call("POST", path, body)
-
-    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Server-sent events of a streamed request, one parsed `data:` object at a time."""
-        with self._open("POST", path, {**body, "stream": True}) as response:
-            try:
-                for raw in response:
-                    line = raw.decode("utf-8").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[len("data:") :].strip()
-                    if data == "[DONE]":
-                        return
-                    yield json.loads(data)
-            except (OSError, ValueError, http.client.HTTPException) as exc:
-                raise EngineError(
-                    f"the vLLM engine at {self.base} broke off the answer ({exc!r})", retry=False
-                ) from None
-        raise EngineError(
-            f"the vLLM engine at {self.base} ended the answer before it was complete; check "
-            "that it is still running"
-        )
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        for attempt in range(RETRIES + 1):
-            try:
-                with self._open(method, path, body) as response:
-                    return self._read_json(response)
-            except EngineError as exc:
-                if not exc.retry or attempt == RETRIES:
-                    raise
-                time.sleep(BACKOFF_S * (2**attempt))
-        raise AssertionError("unreachable")
-
-    def _read_json(self, response: Any) -> Any:
-        """The answer's JSON; an answer cut off (the engine stopped mid-reply) is an
-        EngineError worth one retry, never a raw http.client exception."""
-        try:
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise EngineError(
-                f"the vLLM engine at {self.base} broke off its answer ({exc!r}); check that it "
-                "is still running",
-                retry=True,
-            ) from None
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except ValueError:
-            raise EngineError(
-                f"the vLLM engine at {self.base} sent an answer that is not JSON; check that "
-                "the endpoint setting names a vLLM server",
-                retry=False,
-            ) from None
-
-    def _open(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self._key:
-            request.add_header("Authorization", f"Bearer {self._key}")
-        try:
-            return urllib.request.urlopen(request, timeout=self.timeout_s)
-        except urllib.error.HTTPError as exc:
-            raise _http_error(self.base, path, exc) from None
-        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
-                what = f"did not answer within {self.timeout_s:g} s"
-            else:
-                what = f"cannot be reached ({reason})"
-            raise EngineError(
-                f"the vLLM engine at {self.base} {what}; check that it is running "
-                "(python -m vllm.entrypoints.openai.api_server ...) and the endpoint setting",
-                retry=True,
-            ) from None
-
-
-def _http_error(base: str, path: str, exc: urllib.error.HTTPError) -> EngineError:
-    """An HTTP error as a message a user can act on (5xx and 429 are retried)."""
-    try:
-        payload = json.loads(exc.read().decode("utf-8", "replace"))
-        detail = payload.get("message") or payload.get("error", {}).get("message") or ""
-    except (ValueError, AttributeError, OSError):
-        detail = ""
-    detail = str(detail).strip().splitlines()[0] if str(detail).strip() else exc.reason
-    if exc.code in (401, 403):
-        message = (
-            f"the vLLM engine at {base} refused the request (HTTP {exc.code}): set its API key "
-            f"in the environment variable {API_KEY_ENV}"
-        )
-    else:
-        message = f"the vLLM engine at {base} answered HTTP {exc.code} to {path}: {detail}"
-    return EngineError(
-        message, retry=exc.code >= 500 or exc.code == 429, status=exc.code, detail=str(detail)
-    )
 
 
 class VllmBackend(Backend):
@@ -307,10 +174,22 @@ class VllmBackend(Backend):
                     prompt, target, self.context_length, self.served_model
                 ) from None
             raise
-        with self._lock:
-            self.counters.tokens_sent += len(body["prompt"])
-            self.counters.requests += 1
+        self._count_request(len(body["prompt"]))
         return answer
+
+    def _count_request(self, tokens: int, sequences: int = 0) -> None:
+        """Count one request of `tokens` prompt tokens that ran `sequences` sequences (under
+        the lock: requests are sent from a pool of threads)."""
+        with self._lock:
+            self.counters.tokens_sent += tokens
+            self.counters.requests += 1
+            self.counters.forward_passes += sequences
+            self.counters.sequences += sequences
+
+    def _check_fits(self, prompt: int, extra: int) -> None:
+        """ContextLengthError when `prompt` + `extra` tokens exceed the served context."""
+        if prompt + extra > self.context_length:
+            raise ContextLengthError(prompt, extra, self.context_length, self.served_model)
 
     def _chooses(self, shared: int, target: list[int]) -> bool:
         """Whether to score by chosen tokens: always for a one-token target (one request
@@ -360,10 +239,7 @@ class VllmBackend(Backend):
         with the reference first, so the engine's prefix cache holds what later rows reuse.
         A fault or a cancellation (raised by `progress`) stops the rest: no partial result."""
         for x in inputs:
-            if len(x) + len(target) > self.context_length:
-                raise ContextLengthError(
-                    len(x), len(target), self.context_length, self.served_model
-                )
+            self._check_fits(len(x), len(target))
         shared = [common_prefix(x, reference) if reference is not None else 0 for x in inputs]
         order = sorted(range(len(inputs)), key=lambda i: -shared[i])
         out = np.zeros((len(inputs), len(target)), dtype=np.float64)
@@ -399,11 +275,7 @@ class VllmBackend(Backend):
         """Each prompt position's entry: the actual token and the engine's top `k`."""
         body = {**self._score_body(prompt), "prompt_logprobs": k}
         answer = self.client.post("/v1/completions", body)
-        with self._lock:
-            self.counters.tokens_sent += len(prompt)
-            self.counters.requests += 1
-            self.counters.forward_passes += 1
-            self.counters.sequences += 1
+        self._count_request(len(prompt), sequences=1)
         return [e or {} for e in answer["choices"][0].get("prompt_logprobs") or []]
 
     def top_tokens(self, ids: Sequence[int], positions: Sequence[int], k: int) -> list[list[int]]:
@@ -451,21 +323,15 @@ class VllmBackend(Backend):
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
         """The engine's greedy continuation (token ids), ending with its end-of-sequence
         token when it stopped there."""
-        if len(ids) + 1 > self.context_length:
-            raise ContextLengthError(len(ids), 1, self.context_length, self.served_model)
+        self._check_fits(len(ids), 1)
         answer = self.client.post("/v1/completions", self._generate_body(ids, max_new_tokens))
-        with self._lock:
-            self.counters.tokens_sent += len(ids)
-            self.counters.requests += 1
-        self.counters.forward_passes += 1
-        self.counters.sequences += 1
+        self._count_request(len(ids), sequences=1)
         choice = answer["choices"][0]
         return self._with_stop(list(choice.get("token_ids") or []), choice, max_new_tokens)
 
     def stream_generate(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[list[int]]:
         """The greedy continuation as it is generated: lists of new token ids."""
-        if len(ids) + 1 > self.context_length:
-            raise ContextLengthError(len(ids), 1, self.context_length, self.served_model)
+        self._check_fits(len(ids), 1)
         body = self._generate_body(ids, max_new_tokens)
         got: list[int] = []
         last: dict[str, Any] = {}

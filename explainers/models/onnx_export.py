@@ -17,33 +17,36 @@ Exports are atomic and self-cleaning: everything is written to a temporary folde
 `.export-<pid>-*` beside the destination and renamed into place; a temporary folder left by an
 export that was killed is removed by the next export (see `clean_stale_exports`). The manifest
 records the sha256 of every model file; the backend checks them when it loads, and the cache
-path of `get_backend("onnx")` exports again when they do not match.
+path of `get_backend("onnx")` exports again when they do not match. The folder, its manifest
+and checksums are `onnx_cache.py`; the checks against torch, `onnx_verify.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
-from promptxray.explainers.models.loading import LoadedModel, cache_dir, load_model
+from promptxray.explainers.models.loading import LoadedModel, load_model
+from promptxray.explainers.models.onnx_cache import (
+    MANIFEST,
+    MODEL_FILE,
+    check_checksums,
+    checksums,
+    clean_stale_exports,
+    default_export_dir,
+    model_fingerprint,
+    read_manifest,
+)
+from promptxray.explainers.models.onnx_verify import ANSWER_PROMPTS, answer_agreement, verify
 
-if TYPE_CHECKING:
-    from promptxray.explainers.backends.onnx_backend import OnnxRunner
-
-MODEL_FILE = "model.onnx"
-MANIFEST = "manifest.json"
 QUANTIZATIONS = ("none", "int8")
 OPSET = 18
 MIN_TOP1 = 0.9
@@ -65,154 +68,9 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 DEFAULT_RECIPE = "nbits8-acc0"
 
-# Logits are compared on these, in one left-padded batch.
-PROBES = [
-    "What is the capital of France?",
-    "Once upon a time there was a little girl named",
-    "Write a haiku about the sea.",
-    "def add(a, b):\n    return",
-]
-# Greedy answers (ANSWER_TOKENS new tokens, through the chat template where the model has one)
-# are compared with fp32 torch's on these: the manifest's `answer_agreement`.
-ANSWER_PROMPTS = [
-    "What is the capital of France?",
-    "Once upon a time there was a little girl named",
-    "Write a haiku about the sea.",
-    "def add(a, b):\n    return",
-    "Translate 'good morning' into Spanish.",
-    "What is 12 times 7?",
-    "Name three primary colours.",
-    "Give me a synonym for 'happy'.",
-    "Who wrote Romeo and Juliet?",
-    "The dog ran to the park and saw a big red ball. He",
-    "Summarise in one sentence: the meeting moved from Monday to Thursday at 3 pm.",
-    "Is a tomato a fruit or a vegetable?",
-    "List two uses of baking soda.",
-    "Write a SQL query that counts the rows of the table users.",
-    "What does HTTP stand for?",
-    "Complete the sentence: The early bird",
-    "Which planet is closest to the sun?",
-    "Tom and Sue went to the beach. They played in the sand and",
-    "Reply with yes or no: is water wet?",
-    "Suggest a name for a grey cat.",
-    "How many legs does a spider have?",
-    "Explain recursion in five words.",
-    "What is the boiling point of water in Celsius?",
-    "Write the opening line of a mystery novel.",
-]
-ANSWER_TOKENS = 8  # ExplainRequest.max_new_tokens' default: the answer explain would explain
-
-STALE_UNKNOWN_S = 3600  # a temporary folder without a readable owner pid: stale after an hour
-STALE_ALIVE_S = 24 * 3600  # even with a live owner pid (a reused pid): stale after a day
-
 
 class ExportError(PromptXrayError):
     """The model could not be exported, or the export failed verification."""
-
-
-class CorruptExportError(ModelLoadError):
-    """An export folder's model files do not match the checksums in its manifest."""
-
-
-def model_fingerprint(path: str) -> str:
-    """A cheap identity of a model folder: its config and the names and sizes of its weights."""
-    folder = Path(path)
-    digest = hashlib.sha256()
-    config = folder / "config.json"
-    if config.exists():
-        digest.update(config.read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
-
-
-def default_export_dir(model_id: str, fingerprint: str, quantize: str) -> Path:
-    """Where the backend looks for (and the CLI writes) an export without --out."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
-    return cache_dir() / "onnx" / f"{safe}-{fingerprint}-{quantize}"
-
-
-# --- checksums ---------------------------------------------------------------------------------
-def model_files(folder: Path) -> list[Path]:
-    """The model's files: model.onnx and its external data (model.onnx.data)."""
-    return sorted(p for p in folder.glob(f"{MODEL_FILE}*") if p.is_file())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    """sha256 of each model file, by name (what the manifest records)."""
-    return {p.name: file_sha256(p) for p in model_files(folder)}
-
-
-def check_checksums(folder: Path, manifest: dict[str, Any]) -> None:
-    """CorruptExportError when a model file recorded in the manifest is missing or changed
-    (a manifest without checksums, from an older export, is not checked)."""
-    recorded = manifest.get("checksums")
-    if not isinstance(recorded, dict):
-        return
-    for name, expected in recorded.items():
-        path = folder / name
-        if not path.is_file():
-            raise CorruptExportError(
-                f"{path} is missing; delete {folder} and export again with `promptxray export-onnx`"
-            )
-        if file_sha256(path) != expected:
-            raise CorruptExportError(
-                f"{path} does not match the checksum in {folder / MANIFEST} (a corrupt or "
-                f"partly overwritten file); delete {folder} and export again with "
-                "`promptxray export-onnx`"
-            )
-
-
-# --- temporary folders -------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's live process
-        return True
-    return True
-
-
-def _owner(name: str) -> int | None:
-    """The pid in a temporary folder's name `.export-<pid>-...` (None for other names)."""
-    parts = name.split("-")
-    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-
-
-def clean_stale_exports(parent: Path, now: float | None = None) -> list[Path]:
-    """Remove the temporary folders an interrupted export left in `parent`; return them.
-
-    A `.export-<pid>-*` folder is stale when process <pid> is not running on this machine (it
-    was killed mid-export), or, whatever the pid, when it is older than a day (the pid was
-    reused). A `.export-*` folder whose name has no pid is stale after an hour. A folder of an
-    export still running in a live process is left alone."""
-    if not parent.is_dir():
-        return []
-    now = time.time() if now is None else now
-    removed = []
-    for folder in parent.glob(".export-*"):
-        try:
-            age = now - folder.stat().st_mtime
-        except OSError:
-            continue
-        pid = _owner(folder.name)
-        if pid is None:
-            stale = age > STALE_UNKNOWN_S
-        else:
-            stale = age > STALE_ALIVE_S or (pid != os.getpid() and not _pid_alive(pid))
-        if stale:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
 
 
 # --- graphs ------------------------------------------------------------------------------------
@@ -330,79 +188,6 @@ def _quantize(source: Path, target: Path, recipe: str) -> None:
     finally:
         quiet.setLevel(level)
     quantizer.model.save_model_to_file(str(target), use_external_data_format=True)
-
-
-# --- verification ------------------------------------------------------------------------------
-def verify(loaded: LoadedModel, runner: OnnxRunner) -> dict[str, float]:
-    """Compare ORT logits with torch on the probe prompts, one left-padded batch."""
-    import torch
-
-    from promptxray.explainers.backends.base import left_pad
-
-    tok = loaded.tokenizer
-    rows = [list(tok(p)["input_ids"]) for p in PROBES]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    batch = left_pad(rows, int(pad))
-    with torch.no_grad():
-        ref = loaded.model(
-            input_ids=torch.from_numpy(batch.input_ids),
-            attention_mask=torch.from_numpy(batch.attention_mask),
-            position_ids=torch.from_numpy(batch.position_ids),
-            use_cache=False,
-        ).logits.numpy()
-    out = runner.logits(batch)
-    valid = batch.attention_mask.astype(bool)
-    return {
-        "max_abs_logit_diff": float(np.abs(out - ref)[valid].max()),
-        "top1_agreement": float((out.argmax(-1) == ref.argmax(-1))[valid].mean()),
-        "positions": int(valid.sum()),
-    }
-
-
-def answer_prompt_ids(loaded: LoadedModel, prompt: str) -> list[int]:
-    """A verification prompt as explain would send it: through the chat template when the
-    model has one (one user message), else as plain text with special tokens."""
-    tok = loaded.tokenizer
-    if getattr(tok, "chat_template", None):
-        text = tok.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-        return list(tok(text, add_special_tokens=False)["input_ids"])
-    return list(tok(prompt)["input_ids"])
-
-
-def answer_agreement(loaded: LoadedModel, runner: OnnxRunner) -> dict[str, Any]:
-    """Greedy answers (ANSWER_TOKENS new tokens) of the export and of fp32 torch on
-    ANSWER_PROMPTS: the share of prompts answered identically, of first tokens that agree, and
-    the prompts answered differently (with both answers)."""
-    from promptxray.explainers.backends.torch_backend import TorchBackend
-
-    reference = TorchBackend(loaded)
-    eos = reference.eos_ids()
-    same = first = 0
-    differing = []
-    for prompt in ANSWER_PROMPTS:
-        ids = answer_prompt_ids(loaded, prompt)
-        want = reference.generate(ids, ANSWER_TOKENS)
-        got = runner.generate(ids, ANSWER_TOKENS, eos)
-        same += got == want
-        first += got[:1] == want[:1]
-        if got != want:
-            differing.append(
-                {
-                    "prompt": prompt,
-                    "torch_fp32": loaded.tokenizer.decode(want),
-                    "onnx": loaded.tokenizer.decode(got),
-                }
-            )
-    n = len(ANSWER_PROMPTS)
-    return {
-        "prompts": n,
-        "max_new_tokens": ANSWER_TOKENS,
-        "same_answer": same / n,
-        "same_first_token": first / n,
-        "differing": differing,
-    }
 
 
 # --- the export --------------------------------------------------------------------------------
@@ -542,17 +327,3 @@ def is_current(folder: Path) -> bool:
     return manifest.get("format") == FORMAT and (
         manifest.get("quantization") != "int8" or quantizer.get("recipe") == DEFAULT_RECIPE
     )
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of an export folder, with clear errors for what is missing or broken."""
-    path = folder / MANIFEST
-    if not path.exists():
-        raise ModelLoadError(f"{path} is missing: re-export with `promptxray export-onnx`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}); re-export the model") from exc
-    if not isinstance(manifest, dict) or "source_fingerprint" not in manifest:
-        raise ModelLoadError(f"{path} is not a promptxray ONNX manifest; re-export the model")
-    return manifest

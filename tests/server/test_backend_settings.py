@@ -14,8 +14,7 @@ import pytest
 
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.backends.options import BackendOptions
-from promptxray.explainers.backends.vllm_backend import EngineError
-from promptxray.explainers.errors import ModelLoadError
+from promptxray.explainers.errors import EngineError, ModelLoadError
 from promptxray.explainers.types import ExplainRequest
 from promptxray.server.scheduler import Engine, Job, load_key
 from promptxray.server.settings import Settings, parse_settings

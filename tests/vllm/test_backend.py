@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
-from promptxray.explainers.backends.vllm_backend import EngineError, VllmBackend
+from promptxray.explainers.backends.vllm_backend import VllmBackend
 from promptxray.explainers.errors import (
     ContextLengthError,
+    EngineError,
     InvalidRequestError,
     UnsupportedMethodError,
 )

@@ -116,9 +116,9 @@ def reply(chat):
 @pytest.fixture
 def quick_retries(monkeypatch):
     """No back-off between the client's retries (a down engine fails at once)."""
-    from promptxray.explainers.backends import vllm_backend
+    from promptxray.explainers.backends import vllm_client
 
-    monkeypatch.setattr(vllm_backend, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(vllm_client, "BACKOFF_S", 0.0)
 
 
 def test_reply_streams_from_the_engine(chat, reply, vllm):

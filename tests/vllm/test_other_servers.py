@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from promptxray.explainers.backends.options import API_KEY_ENV, BackendOptions
-from promptxray.explainers.backends.vllm_backend import EngineError
+from promptxray.explainers.errors import EngineError
 
 
 class Other:

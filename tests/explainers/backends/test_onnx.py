@@ -22,16 +22,16 @@ from promptxray.explainers.errors import ModelLoadError, UnsupportedMethodError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.metrics import spearman
 from promptxray.explainers.models import onnx_export
-from promptxray.explainers.models.onnx_export import (
-    ANSWER_PROMPTS,
+from promptxray.explainers.models.onnx_cache import (
     MANIFEST,
     MODEL_FILE,
     CorruptExportError,
     clean_stale_exports,
     default_export_dir,
-    export_onnx,
     model_fingerprint,
 )
+from promptxray.explainers.models.onnx_export import export_onnx
+from promptxray.explainers.models.onnx_verify import ANSWER_PROMPTS
 from promptxray.explainers.types import Explanation
 from tests.conftest import STORIES
 from tests.helpers import F32_NATS, request_for
