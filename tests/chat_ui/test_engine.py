@@ -360,9 +360,9 @@ def test_chat_options_reach_the_backend_and_every_request(stories_engine, monkey
     requests = []
     real_explain = explain_module.explain
 
-    def spy(request, **kwargs):
+    def spy(request, *args, **kwargs):
         requests.append(request)
-        return real_explain(request, **kwargs)
+        return real_explain(request, *args, **kwargs)
 
     monkeypatch.setattr(explain_module, "explain", spy)
     engine.explain(prepared, event.text, event.ids)

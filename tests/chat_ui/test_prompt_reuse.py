@@ -19,6 +19,7 @@ def test_explanation_reuses_the_generation_input(handlers, monkeypatch):
     """One tokenisation per message: the ids the reply was generated from are the ids the
     explanations run on, for every method explained after it."""
     import promptxray.chat_ui.conversation as conversation
+    import promptxray.explainers.anytime as stages
     import promptxray.explainers.explain as library
 
     calls: list[str] = []
@@ -37,7 +38,7 @@ def test_explanation_reuses_the_generation_input(handlers, monkeypatch):
 
     monkeypatch.setattr(conversation, "build_input", counting)
     monkeypatch.setattr(library, "build_input", counting)
-    monkeypatch.setattr(library, "explain", spying)
+    monkeypatch.setattr(stages, "explain", spying)  # the front ends' stage loop calls it
     state, _ = explained(handlers)
     turn = state.turns[0]
     first = turn.shown_result.explanation

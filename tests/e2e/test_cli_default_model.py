@@ -70,10 +70,13 @@ def test_auto_faithfulness_plain_language_and_self_explanation():
         "--lang",
         "zh",
         "--self-explain",
+        "--verbose",
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "自动选出" in out and "most faithful" in out  # auto's choice and its reason
-    assert out.count("忠实度：") == 1  # the figures are stated once, in the report
+    assert "自动选出" in out and "最忠实" in out  # auto's choice and its reason, in Chinese
+    assert "most faithful" not in out
+    # the figures are stated once, in the report (the summary above it gives a verdict)
+    assert sum(line.startswith("忠实度：") for line in out.splitlines()) == 1
     assert "主要驱动" in out and "comprehensiveness" in out
     assert "模型" in out.split("忠实度")[-1]  # the self-explanation follows, in Chinese
