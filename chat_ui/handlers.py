@@ -38,9 +38,12 @@ from promptxray.explainers.nl import LANGUAGES, describe_self_explanation
 STAGES = {
     "target": "scoring the reply",
     "attribute": "scoring variants",
-    "preview": "preview (gradient × input per line)",
-    "lines": "exact line-level occlusion",
-    "refine": "refining words and tokens",
+    "outline": "exact effects of the prompt's large parts",
+    "blocks": "exact block effects",
+    "lines_bf16": "lines in bf16",
+    "top_lines": "exact lines of the top blocks",
+    "lines": "exact line effects",
+    "refine": "refining lines, words and tokens",
 }
 KEEP = (gr.update(),) * 6  # the explanation outputs after the status line, left as they are
 CLEAR_HINT = "Press “Clear why-not” to explain the reply on its own with this method."

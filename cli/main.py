@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--stages",
         action="store_true",
-        help="with -m occlusion -g auto: print each stage (preview, lines, refined) to stderr "
+        help="with -m occlusion -g auto: print each stage (blocks, lines, refined) to stderr "
         "as soon as it is done; the output is the final result",
     )
     ex.add_argument(
@@ -271,15 +271,14 @@ def _said(expl: Any, args: argparse.Namespace) -> str:
 
 
 def _stage_printer(args: Any) -> Callable[[Explanation], None]:
-    """Prints each stage's summary to stderr as it arrives (`--stages`)."""
-    from promptxray.explainers.nl import summary
+    """Prints each stage's summary to stderr as it arrives (`--stages`), after the stage tag
+    every front end shows (its parts, place and fidelity) and the seconds it took."""
+    from promptxray.explainers.nl import summary, timed_stage_tag
 
     def show(stage: Explanation) -> None:
-        info = stage.stage
-        assert info is not None
-        head = f"[{info.index}/{info.total} {info.name} · {info.seconds:.1f} s]"
+        head = timed_stage_tag(stage, args.lang)
         text = summary(stage, args.lang, args.no_effect_threshold)
-        print(f"promptxray: {head} {text}", file=sys.stderr, flush=True)
+        print(f"promptxray: {head}{text}", file=sys.stderr, flush=True)
 
     return show
 

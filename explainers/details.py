@@ -84,19 +84,60 @@ class Pruning:
 
 
 @dataclass
+class StageFidelity:
+    """How far an early stage's scores may be from the exact ones at its granularity: `exact`
+    (leave-one-out of those parts, as the final result would give them), or approximate with
+    the largest |error| in nats `max_error` measured against exact values of `checked` of its
+    parts on this prompt (`precision`: the cheaper arithmetic that made them, e.g. "bf16")."""
+
+    exact: bool = True
+    max_error: float = 0.0
+    checked: int = 0
+    precision: str = "fp32"
+
+
+@dataclass
 class StageInfo:
     """Which stage of an anytime explanation this is (explainers/anytime.py): `name` is
-    "preview" (a one-pass estimate), "lines" (exact line-level occlusion) or "refined" (lines,
-    then words and tokens where they matter); `final` marks the last, complete one."""
+    "blocks" (the prompt's natural blocks, exact), "lines_bf16" (lines in cheaper arithmetic,
+    error stated), "top_lines" (exact lines of the blocks that matter most), "lines" (exact
+    lines of every block that matters) or "refined" (all lines, then words and tokens where
+    they matter); `final` marks the last, complete one.
+    `granularity` names the stage's parts ("block", "line", "auto"), `fidelity` how exact its
+    figures are, `pending_lines` how many lines it leaves inside unsplit blocks (their block's
+    own score stands for them until the final stage)."""
 
     name: str
     index: int  # 1-based
     total: int
     final: bool
     seconds: float = 0.0  # since the explanation started
+    granularity: str = ""
+    fidelity: StageFidelity = field(default_factory=StageFidelity)
+    pending_lines: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageInfo:
+        made = _build(cls, data)
+        if isinstance(made.fidelity, dict):
+            made.fidelity = _build(StageFidelity, made.fidelity)
+        return made
+
+
+@dataclass
+class Redundancy:
+    """Two parts that say the same thing to the model: removing either alone costs little
+    (`first_alone`, `second_alone` nats), removing both costs `both` nats. Ranges are file
+    offsets, so the pair stays true for any granularity's spans inside them."""
+
+    first: list[int]  # [start, end)
+    second: list[int]
+    first_alone: float
+    second_alone: float
+    both: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Redundancy:
         return _build(cls, data)
 
 

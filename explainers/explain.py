@@ -14,7 +14,7 @@ from promptxray.explainers.auto import choose_method
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.documents import parse_document
+from promptxray.explainers.documents import PromptDocument, parse_document
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import ModelInput, build_input
@@ -59,6 +59,7 @@ class Prepared:
     generated: bool
     started: float
     body_start: int = 0
+    doc: PromptDocument | None = None  # the parsed file (structure-level parts come from it)
 
 
 def prepare(
@@ -122,7 +123,7 @@ def prepare(
         foil_ids=foil_ids,
         foil_logprobs=foil_base,
     )
-    return backend, Prepared(ctx, doc.source, generated, started, doc.body_start)
+    return backend, Prepared(ctx, doc.source, generated, started, doc.body_start, doc)
 
 
 def explain(

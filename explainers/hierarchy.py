@@ -60,15 +60,19 @@ class Hierarchy:
         )
 
 
+def removal_effects(ctx: MethodContext, spec: MethodSpec, units: list[list[int]]) -> np.ndarray:
+    """Each unit's removal effect by the leave-one-out method `spec`, in one call (its scores
+    do not depend on which other units are scored beside)."""
+    if not units:
+        return np.zeros(0)
+    return np.asarray(spec.fn(replace(ctx, units=units)).scores_per_unit(units), dtype=float)
+
+
 def _leave_one_out(
     ctx: MethodContext, spec: MethodSpec, units: list[list[int]], which: list[int]
 ) -> np.ndarray:
-    """The removal effect of each unit listed in `which`, by the leave-one-out method `spec`
-    (one call: its scores do not depend on which other units are scored beside)."""
-    chosen = [units[i] for i in which]
-    if not chosen:
-        return np.zeros(0)
-    return spec.fn(replace(ctx, units=chosen)).scores_per_unit(chosen)
+    """The removal effect of each unit listed in `which`."""
+    return removal_effects(ctx, spec, [units[i] for i in which])
 
 
 @dataclass

@@ -17,6 +17,7 @@ from promptxray.explainers.details import (
     Counterfactuals,
     FaithfulnessCurves,
     HierarchyInfo,
+    Redundancy,
     ScoreKind,
     SelfExplanation,
     StageInfo,
@@ -36,7 +37,7 @@ STRUCTURE_GRANULARITIES: tuple[FixedGranularity, ...] = FIXED_GRANULARITIES[3:]
 # self_explanation, score_kind, body_start) instead of keys of `details`; 3: `answer_check`
 # (with fp32's answer in it) instead of details["answer_check"] and details["reference_answer"].
 # Older versions still read.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # version-1 keys of `details` that became typed fields, and how each is read
 _TYPED_DETAILS: dict[str, Any] = {
     "ablated_logprob": list,
@@ -181,6 +182,8 @@ class Explanation:
     foil: Foil | None = None
     # a quantized model: would fp32 answer the same? (explainers/answer_check.py)
     answer_check: AnswerCheck | None = None
+    # parts found redundant with each other (leave-one-out alone would call them inert)
+    redundant: list[Redundancy] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.score_kind = _score_kind(self.score_kind, self.method)
@@ -230,6 +233,10 @@ class Explanation:
             data["counterfactuals"] = Counterfactuals.from_dict(data["counterfactuals"])
         if isinstance(data.get("foil"), dict):
             data["foil"] = Foil.from_dict(data["foil"])
+        data["redundant"] = [
+            Redundancy.from_dict(r) if isinstance(r, dict) else r
+            for r in data.get("redundant") or []
+        ]
         if isinstance(data.get("answer_check"), dict):
             data["answer_check"] = AnswerCheck.from_dict(data["answer_check"])
         return cls(**data)

@@ -54,14 +54,20 @@ def command_link(title: str, command: str, arguments: list[object]) -> str:
 
 
 def hover_markdown(
-    uri: str, expl: Explanation, index: int, lang: str = "en", threshold: float = nl.NO_EFFECT_NATS
+    uri: str,
+    expl: Explanation,
+    index: int,
+    lang: str = "en",
+    threshold: float = nl.NO_EFFECT_NATS,
+    source: str | None = None,
 ) -> str:
     """The hover of one span, readable in three seconds: the span's effect and rank, the run
     (method and raw score, backend, model, time), a short summary of the whole prompt with the
-    one faithfulness verdict, the model's own account in one line, and a link to the report."""
+    one faithfulness verdict, the model's own account in one line, and a link to the report.
+    `source`, the document's text, gives a redundant part's partner its line number."""
     span = expl.spans[index]
     lines = [
-        f"{_code(span.text)} · {escape_md(nl.span_line(expl, index, lang, threshold))}",
+        f"{_code(span.text)} · {escape_md(nl.span_line(expl, index, lang, threshold, source))}",
         f"{expl.method} score {span.score:+.3g} · {expl.backend} · {expl.model} · "
         f"{expl.wall_time_s:.2f} s",
         escape_md(nl.summary(expl, lang, threshold)),
@@ -86,7 +92,7 @@ def driver_diagnostics(
     return [
         types.Diagnostic(
             range=pmap.range(expl.spans[i].start, expl.spans[i].end),
-            message=nl.span_line(expl, i, lang, threshold),
+            message=nl.span_line(expl, i, lang, threshold, pmap.text),
             severity=types.DiagnosticSeverity.Information,
             source=SOURCE,
         )
@@ -104,7 +110,7 @@ def part_diagnostics(
     return [
         types.Diagnostic(
             range=pmap.range(span.start, span.end),
-            message=nl.span_line(expl, i, lang, threshold),
+            message=nl.span_line(expl, i, lang, threshold, pmap.text),
             severity=types.DiagnosticSeverity.Information,
             source=SOURCE,
         )
@@ -224,7 +230,7 @@ def inlay_hints(
             label=f"{expl.spans[i].score:+.2f}",
             kind=types.InlayHintKind.Parameter,
             padding_left=True,
-            tooltip=nl.span_line(expl, i, lang, threshold),
+            tooltip=nl.span_line(expl, i, lang, threshold, pmap.text),
         )
         for i in ranked
     ]

@@ -10,9 +10,13 @@
     load          the model is loading (done/total 0/1, then 1/1)
     target        the answer to explain is being found (generated or teacher-forced)
     attribute     the method runs; done/total count its steps when it reports them
-    preview       anytime explanations (occlusion, granularity auto): the one-pass preview
-    lines         ... exact line-level occlusion (its result is shown when it ends)
-    refine        ... words and tokens of the lines that matter (then "ready")
+    outline       anytime explanations (long prompts): a few large parts, scored exactly
+    blocks        anytime explanations (occlusion, granularity auto): the prompt's blocks,
+                  scored exactly (and the inert ones tested for redundancy)
+    lines_bf16    ... lines in bf16, the top ones rescored exactly (CPUs with fast bf16)
+    top_lines     ... exact lines of the blocks that matter most (each result shown when it ends)
+    lines         ... exact lines of every block that matters
+    refine        ... the other lines, then words and tokens where they matter (then "ready")
     self-explain  the model is asked why it answered so (setting selfExplain)
     ready         the document's explanation is ready (done = total = 1)
     error         the job ended with an error, shown as a diagnostic (done = total = 0)
@@ -43,7 +47,10 @@ STATUS_STAGES = (
     "load",
     "target",
     "attribute",
-    "preview",
+    "outline",
+    "blocks",
+    "lines_bf16",
+    "top_lines",
     "lines",
     "refine",
     "self-explain",
@@ -55,9 +62,12 @@ MESSAGES = {  # the human text of each working stage in $/progress
     "load": "loading the model",
     "target": "finding the answer",
     "attribute": "attributing",
-    "preview": "preview (gradient × input per line)",
-    "lines": "exact line-level occlusion",
-    "refine": "refining words and tokens",
+    "outline": "exact effects of the prompt's large parts",
+    "blocks": "exact block effects",
+    "lines_bf16": "lines in bf16",
+    "top_lines": "exact lines of the top blocks",
+    "lines": "exact line effects",
+    "refine": "refining lines, words and tokens",
     "self-explain": "asking the model why",
 }
 STEP_PERCENT = 10  # report a stage's progress again after this many percent

@@ -128,8 +128,14 @@ class Publisher:
         if hit is None:
             return None
         s, span = self.ls.settings, hit.span
+        shown = hit.shown
+        stage = shown.expl.stage
+        job = shown.doc.job
+        if stage is not None and not stage.final and job is not None:
+            # an early stage: the line under the cursor is scored next, exactly
+            job.asked.ask(shown.pmap.offset(position))
         text = convert.hover_markdown(
-            uri, hit.shown.expl, hit.index, s.language, s.unnecessaryThreshold
+            uri, shown.expl, hit.index, s.language, s.unnecessaryThreshold, shown.pmap.text
         )
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),

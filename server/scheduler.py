@@ -5,7 +5,7 @@ use, runs the configured method (which also asks the model why when `request.sel
 set) plus line-level removal effects (the "no measurable effect" hints: from the main run when
 it is a leave-one-out method, else by occlusion), and returns a `JobResult`. A leave-one-out
 method at granularity "auto" runs as an anytime explanation
-(explainers/anytime.py): each earlier stage (a one-pass preview, then exact lines) is handed
+(explainers/anytime.py): each earlier stage (exact blocks, then exact lines) is handed
 to `Job.on_stage` as soon as it is done, and the job's result is the final stage. A newer job
 for the same document cancels the older one at its next progress step, between stages or
 inside one; `Engine.shutdown` stops the worker. Nothing here knows about LSP.
@@ -51,6 +51,25 @@ class JobCancelled(Exception):
     """Raised inside the worker when a newer job superseded this one (or the server stops)."""
 
 
+class Asked:
+    """File offsets the user hovered while a job ran (thread-safe): the anytime stages score
+    the lines there next (`explain_stages(wanted=...)`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._offsets: list[int] = []
+
+    def ask(self, offset: int) -> None:
+        with self._lock:
+            self._offsets.append(offset)
+
+    def take(self) -> list[int]:
+        """The offsets asked since the last call."""
+        with self._lock:
+            taken, self._offsets = self._offsets, []
+        return taken
+
+
 @dataclass
 class Job:
     """One explanation to compute for one version of one document."""
@@ -62,6 +81,8 @@ class Job:
     progress: Progress | None = None
     # called (in the worker thread) with each earlier stage of an anytime explanation
     on_stage: Callable[[JobResult], None] | None = None
+    # where the user hovered while it ran: an anytime explanation scores those lines next
+    asked: Asked = field(default_factory=Asked)
 
     def key(self) -> tuple[Any, ...]:
         r = self.request
@@ -183,7 +204,8 @@ class Engine:
         progress = self._progress(job)
         backend = self._backend(job, progress)
         on_stage = None if job.on_stage is None else self._stage_handler(job)
-        main = run_stages(job.request, backend, progress, on_stage=on_stage)
+        wanted = job.asked.take if on_stage is not None else None
+        main = run_stages(job.request, backend, progress, on_stage=on_stage, wanted=wanted)
         foils = _foils(job.request, backend, main)
         whole_parts = main.granularity in ("line", *STRUCTURE_GRANULARITIES)
         if whole_parts and get_method(main.method).leave_one_out:

@@ -15,6 +15,7 @@ from promptxray.explainers.nl.figures import (
     format_value,
     short,
 )
+from promptxray.explainers.nl.redundancy_text import redundancy_lines, redundancy_of
 from promptxray.explainers.nl.self_explain import (
     check_claims,
     describe_self_explanation,
@@ -24,13 +25,12 @@ from promptxray.explainers.nl.self_explain import (
     support_k,
     top_drivers,
 )
+from promptxray.explainers.nl.stage_text import stage_note, stage_tag, timed_stage_tag
 from promptxray.explainers.nl.summary_text import (
     NO_EFFECT_NATS,
     no_effect,
     no_effect_line,
     span_line,
-    stage_note,
-    stage_tag,
     summary,
     verdict,
 )
@@ -56,6 +56,8 @@ __all__ = [
     "no_effect",
     "no_effect_line",
     "pruning_lines",
+    "redundancy_lines",
+    "redundancy_of",
     "self_explain",
     "self_explanation_line",
     "short",
@@ -64,6 +66,7 @@ __all__ = [
     "stage_tag",
     "summary",
     "support_k",
+    "timed_stage_tag",
     "top_drivers",
     "verdict",
 ]

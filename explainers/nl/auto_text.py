@@ -5,7 +5,7 @@ chose its method (`AutoReport`), and what granularity "auto" left unrefined and 
 from __future__ import annotations
 
 from promptxray.explainers.details import AutoReport, HierarchyInfo, Pruning
-from promptxray.explainers.nl.summary_text import templates
+from promptxray.explainers.nl.tables import templates
 
 AUTO_TEMPLATES: dict[str, dict[str, str]] = {
     "en": {

@@ -1,7 +1,7 @@
 """The full report on an explanation (terminal with --verbose, HTML, exports), in English or
 Chinese: the answer and its probability, top drivers, parts against, parts with no measurable
-effect, every faithfulness figure (each saying what it is) and the model's own account. The
-short views (span line, summary) are `summary_text.py`'s.
+effect, redundant pairs, every faithfulness figure (each saying what it is) and the model's own
+account. The short views (span line, summary) are `summary_text.py`'s.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from promptxray.explainers.nl.figures import (
     format_value,
     stated_metrics,
 )
-from promptxray.explainers.nl.summary_text import (
-    NO_EFFECT_NATS,
-    answer_note,
-    no_effect,
-    quote,
-    quote_short,
-    templates,
-)
+from promptxray.explainers.nl.redundancy_text import redundancy_lines
+from promptxray.explainers.nl.summary_text import NO_EFFECT_NATS, answer_note, no_effect
+from promptxray.explainers.nl.tables import quote, quote_short, templates
 from promptxray.explainers.types import Explanation, Span
 
 MAX_NO_EFFECT_NAMED = 3
@@ -152,10 +147,16 @@ def _aopc_phrase(
 
 
 def describe(
-    expl: Explanation, lang: str = "en", top: int = 3, threshold: float = NO_EFFECT_NATS
+    expl: Explanation,
+    lang: str = "en",
+    top: int = 3,
+    threshold: float = NO_EFFECT_NATS,
+    source: str | None = None,
 ) -> str:
     """The full report, in `lang`: the answer and its probability, top drivers, spans against,
-    no-effect spans, every faithfulness figure and, when the model was asked, its own account."""
+    no-effect spans, redundant pairs (with their lines; `source`, the file's text when the
+    caller has it, makes those exact), every faithfulness figure and, when the model was
+    asked, its own account."""
     t = templates(lang)
     facts = describe_facts(expl, top, threshold)
     lines = [
@@ -214,6 +215,7 @@ def describe(
             )
         elif not unsigned:
             lines.append(t["no_effect_none"].format(total=ne["total"]))
+    lines += redundancy_lines(expl, lang, source)  # parts inert alone, not together
     if expl.hierarchy is not None:  # granularity "auto": what was refined, what was pruned
         h = expl.hierarchy
         skipped = t["sep"].join(pruning_lines(h, lang))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from promptxray.explainers.nl.figures import format_prob
-from promptxray.explainers.nl.summary_text import stage_tag, templates
+from promptxray.explainers.nl.stage_text import stage_tag
+from promptxray.explainers.nl.tables import templates
 from promptxray.explainers.types import Explanation
 
 FRONT_TEMPLATES: dict[str, dict[str, str]] = {

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.details import Claim, ClaimStatus, SelfExplanation
 from promptxray.explainers.nl.figures import finite_score, format_signed
-from promptxray.explainers.nl.summary_text import templates as _templates
+from promptxray.explainers.nl.tables import templates as _templates
 from promptxray.explainers.targets import check_context
 from promptxray.explainers.types import Explanation, Span
 

@@ -1,7 +1,8 @@
 """The short sentences promptxray says about an explanation: one line about one span (hover,
-diagnostic, inlay hint), what an early anytime stage is, the hint on a part with no measurable
-effect, and the summary of the whole prompt (drivers, parts against, the no-effect count, one
-faithfulness verdict in words). `describe.py` has the full report.
+diagnostic, inlay hint), the hint on a part with no measurable effect, and the summary of the
+whole prompt (drivers, parts against, the no-effect count, one faithfulness verdict in words).
+`describe.py` has the full report, `stage_text.py` the words about an early anytime stage and
+`redundancy_text.py` those about redundant parts.
 
 The wording follows the method's score kind (`ScoreKind`: a measured removal effect, a signed
 estimate, an unsigned salience or an activation), and "no measurable effect" has one rule,
@@ -14,88 +15,67 @@ from __future__ import annotations
 import math
 
 from promptxray.explainers.details import ScoreKind
-from promptxray.explainers.errors import InvalidRequestError
-from promptxray.explainers.nl.figures import finite_score, format_prob, format_value, short
-from promptxray.explainers.nl.templates import LANGUAGES, TEMPLATES
+from promptxray.explainers.nl.figures import finite_score, format_prob, format_value
+from promptxray.explainers.nl.redundancy_text import overlaps_redundant, redundant_effect
+from promptxray.explainers.nl.stage_text import stage_tag, stage_unit, stage_units
+from promptxray.explainers.nl.tables import quote_short, templates
 from promptxray.explainers.types import Explanation
 
 NO_EFFECT_NATS = 0.05  # |Δ log P| under this (nats): "no measurable effect" (one rule)
 GOOD_MARGIN_NATS = 1.0  # comprehensiveness − sufficiency (log P) at which the verdict is "good"
 
 
-def templates(lang: str, tables: dict[str, dict[str, str]] = TEMPLATES) -> dict[str, str]:
-    """The template table of `lang` (in `tables`: every language has one); an unknown language
-    is a request error naming the known."""
-    table = tables.get(lang)
-    if table is None:
-        raise InvalidRequestError(
-            f"unknown language {lang!r}; supported languages: {', '.join(LANGUAGES)}"
-        )
-    return table
-
-
 def no_effect(expl: Explanation, threshold: float = NO_EFFECT_NATS) -> list[int]:
     """Indices of the spans with no measurable effect: |score| under `threshold` nats, for
-    scores measured in nats (removal effects and signed estimates). Unsigned saliences and
-    activations have no unit of effect, so they never claim that a part has none."""
+    scores measured in nats (removal effects and signed estimates), and in no redundant part
+    (`Explanation.redundant`: alone it costs little because another part says the same, but
+    removing both costs the answer). Unsigned saliences and activations have no unit of
+    effect, so they never claim that a part has none."""
     if not expl.score_kind.in_nats:
         return []
-    return [i for i, s in enumerate(expl.spans) if abs(finite_score(s.score)) < threshold]
+    return [
+        i
+        for i, s in enumerate(expl.spans)
+        if abs(finite_score(s.score)) < threshold and not overlaps_redundant(expl, i)
+    ]
 
 
-def quote(t: dict[str, str], text: str) -> str:
-    """`text` in the language's quotation marks."""
-    return t["quote"].format(text=text)
-
-
-def quote_short(t: dict[str, str], text: str, limit: int = 40) -> str:
-    """`text` quoted for a short view: white space folded, long text cut (`figures.short`)."""
-    return quote(t, short(text, limit))
-
-
-def _units(t: dict[str, str], expl: Explanation) -> str:
-    return t.get(f"units_{expl.granularity}", t["units_auto"])
+def _units(t: dict[str, str], expl: Explanation, lang: str) -> str:
+    return stage_units(expl, lang) or t.get(f"units_{expl.granularity}", t["units_auto"])
 
 
 # --- one span ----------------------------------------------------------------------------------
 
 
-def stage_tag(expl: Explanation, lang: str = "en") -> str:
-    """ "[preview 1/3] " on an early stage of an anytime explanation; "" on a final result."""
-    stage = expl.stage
-    if stage is None or stage.final:
-        return ""
-    t = templates(lang)
-    name = t.get(f"stage_{stage.name}", stage.name)
-    return t["stage_tag"].format(name=name, index=stage.index, total=stage.total)
-
-
-def stage_note(expl: Explanation, lang: str = "en") -> str:
-    """One sentence on what an early stage shows and what is still running ("" when final)."""
-    stage = expl.stage
-    if stage is None or stage.final:
-        return ""
-    template = templates(lang).get(f"stage_note_{stage.name}")
-    return template.format(seconds=f"{stage.seconds:.1f}") if template else ""
-
-
 def span_line(
-    expl: Explanation, index: int, lang: str = "en", threshold: float = NO_EFFECT_NATS
+    expl: Explanation,
+    index: int,
+    lang: str = "en",
+    threshold: float = NO_EFFECT_NATS,
+    source: str | None = None,
 ) -> str:
-    """One line about span `index`: its rank and its effect in the method's own terms (for a
-    removal, the answer's probability with and without it)."""
-    return stage_tag(expl, lang) + _span_effect(expl, index, lang, threshold)
+    """One line about span `index`, after an early stage's tag: its rank and its effect in the
+    method's own terms (for a removal, the answer's probability with and without it; for a
+    part with little effect in a redundant pair, the pair's figures). `source`, the file's
+    text when the caller has it, gives the other part of a redundant pair its line number."""
+    return stage_tag(expl, lang) + _span_effect(expl, index, lang, threshold, source)
 
 
-def _span_effect(expl: Explanation, index: int, lang: str, threshold: float) -> str:
+def _span_effect(
+    expl: Explanation, index: int, lang: str, threshold: float, source: str | None
+) -> str:
     t = templates(lang)
     span = expl.spans[index]
     value = finite_score(span.score)
-    unit = expl.unit_of(index)
-    rank = t["rank"].format(rank=expl.rank_of(index), total=len(expl.spans), units=_units(t, expl))
+    unit = stage_unit(expl) or expl.unit_of(index)
+    total = len(expl.spans)
+    rank = t["rank"].format(rank=expl.rank_of(index), total=total, units=_units(t, expl, lang))
     target = quote_short(t, expl.target.text)
     kind = expl.score_kind
     if kind.in_nats and abs(value) < threshold:
+        redundant = redundant_effect(expl, index, rank, lang, source)
+        if redundant is not None:  # little alone, but not "no effect": another says the same
+            return redundant
         return t["span_no_effect"].format(
             rank=rank, value=format_value(abs(value)), threshold=format_value(threshold)
         )
@@ -209,7 +189,7 @@ def summary(
     text += t["sum_end"]
     if quiet:
         text += t["sentence_gap"] + t["sum_no_effect"].format(
-            count=len(quiet), total=len(expl.spans), units=_units(t, expl)
+            count=len(quiet), total=len(expl.spans), units=_units(t, expl, lang)
         )
     if expl.score_kind.about_answer:
         text += t["sentence_gap"] + verdict(expl, lang)

@@ -151,7 +151,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "span_salience": "{rank} · {method} {value} (unsigned: how much, not which way)",
         "span_activation": "{rank} · activation {value}",
         "span_no_effect": "{rank} · no measurable effect (|Δ log P| {value} < {threshold} nats)",
-        # anytime stages (explainers/anytime.py): what an early, partial result is
         "refined": (
             "Refined {lines} of {total} lines into words and {words} words into tokens{skipped}."
         ),
@@ -169,17 +168,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "Every answer token won by more than the export's measured error ({record})."
         ),
         "answer_checked": "fp32 torch gives the same answer ({record}).",
-        "stage_tag": "[{name} {index}/{total}] ",
-        "stage_preview": "preview",
-        "stage_lines": "lines",
-        "stage_note_preview": (
-            "Preview after {seconds} s: gradient × input per line, a one-pass estimate; "
-            "exact line occlusion is running."
-        ),
-        "stage_note_lines": (
-            "Exact line-level occlusion after {seconds} s; the words and tokens of the lines "
-            "that matter are being refined."
-        ),
         "hint_no_effect": (
             "No measurable effect on the answer (|Δ log P| {value} < {threshold} nats); "
             "removing it saves {n} token(s)"
@@ -346,14 +334,6 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ),
         "answer_steady": "每个答案词元的领先幅度都大于导出时实测的误差（{record}）。",
         "answer_checked": "fp32 torch 给出相同的回答（{record}）。",
-        "stage_tag": "[{name} {index}/{total}] ",
-        "stage_preview": "预览",
-        "stage_lines": "逐行",
-        "stage_note_preview": (
-            "{seconds} 秒后的预览：按行汇总的 gradient × input（单次估计）；"
-            "精确的逐行遮挡正在计算。"
-        ),
-        "stage_note_lines": "{seconds} 秒后的精确逐行遮挡；重要行中的词和词元正在细化。",
         "hint_no_effect": (
             "对回答无可测效果（|Δ log P| {value} < {threshold} nats）；删去可省 {n} 个词元"
         ),

@@ -18,6 +18,7 @@ from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.chat_ui.views import highlighted
 from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
+from promptxray.explainers.types import SCHEMA_VERSION
 from tests.chat_ui.util import run
 from tests.helpers import F32_NATS
 
@@ -146,7 +147,7 @@ def test_chat_flow_explain_sentence_export(handlers, tmp_path):
     assert data["turns"][0]["user"] == "Once upon a time"
     assert len(data["turns"][0]["explanations"]) == 3
     first = data["turns"][0]["explanations"][0]["explanation"]  # the library's schema, typed
-    assert first["schema_version"] == 3 and first["score_kind"] == "removal"
+    assert first["schema_version"] == SCHEMA_VERSION and first["score_kind"] == "removal"
     assert len(first["ablated_logprob"]) == len(first["spans"])
     assert first["faithfulness"] is not None and first["prompt_path"] == "chat.prompty"
     page = Path(handlers.export_html(state)).read_text(encoding="utf-8")

@@ -78,8 +78,9 @@ def test_self_explanation_is_kept_on_the_explanation_and_in_the_report(handlers)
 
 
 def test_anytime_stages_show_while_the_final_explanation_runs(tmp_path):
-    """With granularity auto, the chat shows the preview and the exact lines before the final
-    explanation, each saying which stage it is; only the final one becomes the bubble."""
+    """With granularity auto, the chat shows the exact blocks and the exact lines before the
+    final explanation, each saying which stage it is (the library's stage note); only the
+    final one becomes the bubble."""
     from promptxray.chat_ui.engine import ChatEngine
     from promptxray.chat_ui.handlers import Handlers
     from promptxray.chat_ui.session import WHOLE, Session
@@ -94,9 +95,9 @@ def test_anytime_stages_show_while_the_final_explanation_runs(tmp_path):
         pass
     outputs = list(handlers.explain(None, "occlusion", WHOLE, state))
     statuses = [out[0] for out in outputs]
-    preview = [i for i, s in enumerate(statuses) if "Preview after" in s]
-    lines = [i for i, s in enumerate(statuses) if "Exact line-level occlusion after" in s]
-    assert preview and lines and preview[0] < lines[0] < len(outputs) - 1, statuses
+    blocks = [i for i, s in enumerate(statuses) if "Exact effect of each of the prompt's" in s]
+    lines = [i for i, s in enumerate(statuses) if "Exact line effects after" in s]
+    assert blocks and lines and blocks[0] < lines[0] < len(outputs) - 1, statuses
     assert statuses[-1].startswith("Explained")
     final = state.turns[-1].shown_result
     assert final is not None and final.explanation.stage is not None

@@ -140,7 +140,7 @@ def test_stale_results_are_dropped_and_commands_work(tmp_path):
                 h.replace(uri, STORY + " Tom" * (i + 1))
             diags = await h.diagnostics_after(uri, count)
             await asyncio.sleep(1.0)
-            # one job ran: its stages (preview, lines, refined) and one "ready", nothing more
+            # one job ran: its stages (blocks, lines, refined) and one "ready", nothing more
             assert readies() == ready + 1, "superseded versions must not publish"
             assert len(h.diagnostics[uri]) <= count + 3, "superseded versions must not publish"
             stages = [s["stage"] for s in h.statuses if s["uri"] == uri]

@@ -5,6 +5,7 @@ a stage of an outdated text is never published after a newer edit."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +41,12 @@ def test_each_stage_is_published_and_says_which_it_is(tmp_path: Path):
         uri = wire.open(tmp_path / "a.prompt", OLD)
         await wire.published(uri)
         shown = wire.diagnostics(uri)
-        tagged = [[d["message"][:14] for d in diags] for diags in shown]
-        assert any(m.startswith("[preview 1/3]") for m in tagged[0]), tagged
-        assert any(any(m.startswith("[lines 2/3]") for m in ms) for ms in tagged), tagged
+        tagged = [[d["message"][:24] for d in diags] for diags in shown]
+        # the tag states the stage's parts, place and fidelity (a 4th stage, lines in bf16,
+        # only where the CPU does bf16 fast)
+        assert any(re.match(r"\[blocks 1/[34] · exact\] ", m) for m in tagged[0]), tagged
+        exact_lines = re.compile(r"\[lines (2/3|3/4) · exact\] ")
+        assert any(any(exact_lines.match(m) for m in ms) for ms in tagged), tagged
         assert not any(m.startswith("[") for m in tagged[-1])  # the final stage has no tag
         final = wire.ls.documents.shown(uri)
         assert final is not None and final.expl.stage is not None and final.expl.stage.final
@@ -52,9 +56,9 @@ def test_each_stage_is_published_and_says_which_it_is(tmp_path: Path):
 
 
 def test_a_stale_stage_is_never_published_after_a_newer_edit(tmp_path: Path, monkeypatch):
-    """The first job is held after its preview; the document is edited; when the old job
-    resumes, none of its later stages may be shown: every stage stored after the edit is of
-    the new text."""
+    """The first job is held after its first (blocks) stage; the document is edited; when the
+    old job resumes, none of its later stages may be shown: every stage stored after the edit
+    is of the new text."""
     gate = threading.Event()
     first = threading.Event()
     plain = anytime.explain_stages
@@ -62,7 +66,7 @@ def test_a_stale_stage_is_never_published_after_a_newer_edit(tmp_path: Path, mon
     def held(request: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for stage in plain(request, *args, **kwargs):
             yield stage
-            if request.text == OLD and stage.stage.name == "preview":
+            if request.text == OLD and stage.stage.name == "blocks":
                 first.set()
                 gate.wait(60)
 
@@ -83,7 +87,7 @@ def test_a_stale_stage_is_never_published_after_a_newer_edit(tmp_path: Path, mon
         wire = await started()
         uri = wire.open(tmp_path / "a.prompt", OLD)
         await wire.wait_for(lambda: first.is_set())
-        await wire.wait_for(lambda: (OLD, "preview") in stored)
+        await wire.wait_for(lambda: (OLD, "blocks") in stored)
         edited_at = len(stored)
         wire.replace(uri, NEW)
         await asyncio.sleep(0.2)  # the edit is in; the old job is still held

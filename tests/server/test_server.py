@@ -116,21 +116,22 @@ def test_a_job_the_user_cancels_ends_with_a_final_status(tmp_path: Path):
 def test_status_notifications_carry_a_machine_readable_stage(tmp_path: Path):
     async def scenario() -> None:
         wire = await started()
-        uri = wire.open(tmp_path / "a.prompt", STORY)
+        uri = wire.open(tmp_path / "a.prompt", FOUR)
         await wire.published(uri)
         statuses = wire.statuses(uri)
         stages = [s["stage"] for s in statuses]
         assert set(stages) <= set(STATUS_STAGES)
         assert stages[0] == "queued" and stages[-1] == "ready"
-        # the default (occlusion, granularity auto) is an anytime explanation
-        order = [stages.index(s) for s in ("load", "target", "preview", "lines", "refine")]
+        # the default (occlusion, granularity auto) is an anytime explanation: FOUR's lines
+        # fall into fewer blocks, so the blocks stage comes first
+        order = [stages.index(s) for s in ("load", "target", "blocks", "lines", "refine")]
         assert order == sorted(order)
         assert all(0 <= s["done"] <= s["total"] or s["total"] == 0 for s in statuses)
         assert all(set(s) == {"uri", "stage", "done", "total"} for s in statuses)
         # $/progress keeps the human text beside it
         reports = [p["value"] for p in wire.params("$/progress") if p["value"]["kind"] == "report"]
         messages = [r.get("message") for r in reports]
-        assert "exact line-level occlusion" in messages and "refining words and tokens" in messages
+        assert "exact line effects" in messages and "refining lines, words and tokens" in messages
 
         empty = wire.open(tmp_path / "empty.prompt", "")
         await wire.published(empty)

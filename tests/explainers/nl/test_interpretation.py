@@ -19,7 +19,7 @@ from promptxray.explainers.details import HierarchyInfo, ScoreKind
 from promptxray.explainers.explain import explain
 from promptxray.explainers.nl import format_prob
 from promptxray.explainers.registry import list_methods
-from promptxray.explainers.types import Explanation
+from promptxray.explainers.types import SCHEMA_VERSION, Explanation
 from tests.conftest import REPO, STORIES
 from tests.explainers.nl.test_nl import hand_made
 from tests.helpers import request_for
@@ -110,7 +110,7 @@ def test_typed_results_round_trip_and_version_1_still_reads(stories):
     assert isinstance(expl.hierarchy, HierarchyInfo) and expl.faithfulness is not None
     assert expl.self_explanation is not None
     data = json.loads(expl.to_json())
-    assert data["schema_version"] == 3 and data["score_kind"] == "removal"
+    assert data["schema_version"] == SCHEMA_VERSION and data["score_kind"] == "removal"
     assert Explanation.from_json(expl.to_json()) == expl
     # the same result as a version-1 file wrote it: typed parts were keys of `details`
     v1 = dict(data, schema_version=1)

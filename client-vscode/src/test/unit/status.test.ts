@@ -12,7 +12,7 @@ describe('stages', () => {
   it('map the server’s stages to states, by name only', () => {
     assert.equal(stageState('queued'), 'explaining');
     assert.equal(stageState('load'), 'loading');
-    for (const stage of ['target', 'attribute', 'preview', 'lines', 'refine', 'self-explain']) {
+    for (const stage of ['target', 'attribute', 'outline', 'blocks', 'lines_bf16', 'top_lines', 'lines', 'refine', 'self-explain']) {
       assert.equal(stageState(stage), 'explaining', stage);
     }
     assert.equal(stageState('ready'), 'ready');
