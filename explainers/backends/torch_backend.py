@@ -217,6 +217,16 @@ class TorchBackend(AttentionReading, Backend):
             return []
         input_ids = torch.tensor([list(ids)], device=self.device)
         eos = sorted(self.eos_ids())
+        cache: dict[str, Any] = {}
+        if self.prefix_reuse and len(ids) > 1:
+            # the prompt's key/value cache, kept for the scoring that follows (f(x) and every
+            # variant reuse it): generation starts from it instead of its own prefill
+            from transformers import DynamicCache
+
+            kv = self.prefix.get(ids)
+            cache[self.prefix.cache_kwarg] = DynamicCache(
+                ddp_cache_data=[(k[:, :, :-1], v[:, :, :-1]) for k, v in kv]
+            )
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
@@ -227,6 +237,7 @@ class TorchBackend(AttentionReading, Backend):
             top_k=None,
             eos_token_id=eos or None,
             pad_token_id=self.pad_id,
+            **cache,
         )
         self.counters.forward_passes += 1
         self.counters.sequences += 1
