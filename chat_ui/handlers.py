@@ -34,16 +34,12 @@ from promptxray.chat_ui.what_if import run_what_if
 from promptxray.explainers import nl
 from promptxray.explainers.errors import PromptXrayError, UnsupportedMethodError
 from promptxray.explainers.nl import LANGUAGES, describe_self_explanation
+from promptxray.explainers.nl.stage_text import STAGE_PROGRESS
 
 STAGES = {
     "target": "scoring the reply",
     "attribute": "scoring variants",
-    "outline": "exact effects of the prompt's large parts",
-    "blocks": "exact block effects",
-    "lines_bf16": "lines in bf16",
-    "top_lines": "exact lines of the top blocks",
-    "lines": "exact line effects",
-    "refine": "refining lines, words and tokens",
+    **STAGE_PROGRESS,
 }
 KEEP = (gr.update(),) * 6  # the explanation outputs after the status line, left as they are
 CLEAR_HINT = "Press “Clear why-not” to explain the reply on its own with this method."

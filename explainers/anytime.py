@@ -56,6 +56,7 @@ from promptxray.explainers.explain import (
     explain,
     finish,
     prepare,
+    reference_logprobs,
 )
 from promptxray.explainers.hierarchy import COVER, REFINE_FLOOR, refine, removal_effects
 from promptxray.explainers.inputs import ModelInput
@@ -165,11 +166,11 @@ def explain_stages(
         split = [b for b in found.matter if len(blocks[b].lines) > 1]
         if not set(split) - set(first_blocks) or not set(split) & set(first_blocks):
             plan.remove("top_lines")  # it would split all the blocks "lines" does, or none
-        units = [b.tokens for b in blocks]
-        ranges = [(s.start, s.end) for s in run.stage("blocks", units, found.scores, "", []).spans]
-        redundant = found.redundancies(ranges)
         shown = _View("blocks", set(), dict(exact), StageFidelity())
-        yield show(shown)
+        first = show(shown)  # the pairs are named by the ranges its spans show
+        redundant = found.redundancies([(s.start, s.end) for s in first.spans])
+        first.redundant = list(redundant)
+        yield first
         yield from answer_asked()
     focus = [line for b in found.matter for line in blocks[b].lines]
 
@@ -327,14 +328,9 @@ class _Runner:
 
 
 def _rebased(ctx: MethodContext) -> MethodContext:
-    """The context with f(x) (the target's, and the foil's, log-probabilities under the
-    unmodified prompt) rescored in the backend's current precision, so that a removal effect
-    is a difference of two figures computed alike."""
-    ids, backend = ctx.input.ids, ctx.backend
-    base = backend.target_logprobs([ids], ctx.target_ids, reference=ids)[0]
-    foil = None
-    if ctx.foil_ids is not None:
-        foil = backend.target_logprobs([ids], ctx.foil_ids, reference=ids)[0]
+    """The context with f(x) rescored in the backend's current precision, so that a removal
+    effect is a difference of two figures computed alike."""
+    base, foil = reference_logprobs(ctx.backend, ctx.input.ids, ctx.target_ids, ctx.foil_ids)
     return replace(ctx, base_logprobs=base, foil_logprobs=foil)
 
 
@@ -358,11 +354,6 @@ def covering(order: list[int], scores: np.ndarray, share: float = COVER) -> list
         chosen.append(b)
         held += abs(float(scores[b]))
     return chosen
-
-
-def blocks_in(order: list[int], expanded: set[int]) -> list[int]:
-    """The blocks of `order` that a stage splits into lines, in that order."""
-    return [b for b in order if b in expanded]
 
 
 def _mixed(

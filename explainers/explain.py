@@ -96,14 +96,8 @@ def prepare(
     target_ids, generated = resolve_target(
         backend, model_input.ids, request.target, request.max_new_tokens, request.target_ids
     )
-    # as a variant of itself: the prompt's key/value cache it computes (torch) is the prefix
-    # every occlusion variant then reuses, so f(x) costs almost nothing beyond it
-    base = backend.target_logprobs([model_input.ids], target_ids, reference=model_input.ids)[0]
     foil_ids = resolve_foil(backend, model_input.ids, request.foil, target_ids)
-    foil_base = None
-    if foil_ids is not None:  # contrastive: every method explains log P(target) − log P(foil)
-        foil_base = backend.target_logprobs([model_input.ids], foil_ids, reference=model_input.ids)
-        foil_base = foil_base[0]
+    base, foil_base = reference_logprobs(backend, model_input.ids, target_ids, foil_ids)
     if progress:
         progress("target", 1, 1)
 
@@ -124,6 +118,19 @@ def prepare(
         foil_logprobs=foil_base,
     )
     return backend, Prepared(ctx, doc.source, generated, started, doc.body_start, doc)
+
+
+def reference_logprobs(
+    backend: Backend, ids: list[int], target_ids: list[int], foil_ids: list[int] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """f(x)'s parts: the target's (and the foil's) log-probabilities under the unmodified
+    prompt, in the backend's current precision. Scored as a variant of itself: the prompt's
+    key/value cache (torch) is the prefix every occlusion variant then reuses."""
+    base = backend.target_logprobs([ids], target_ids, reference=ids)[0]
+    if foil_ids is None:
+        return base, None
+    # contrastive: every method explains log P(target) − log P(foil)
+    return base, backend.target_logprobs([ids], foil_ids, reference=ids)[0]
 
 
 def explain(

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from promptxray.explainers.nl.stage_text import STAGE_PROGRESS
 from promptxray.server.scheduler import Job, JobResult
 
 if TYPE_CHECKING:
@@ -62,12 +63,7 @@ MESSAGES = {  # the human text of each working stage in $/progress
     "load": "loading the model",
     "target": "finding the answer",
     "attribute": "attributing",
-    "outline": "exact effects of the prompt's large parts",
-    "blocks": "exact block effects",
-    "lines_bf16": "lines in bf16",
-    "top_lines": "exact lines of the top blocks",
-    "lines": "exact line effects",
-    "refine": "refining lines, words and tokens",
+    **STAGE_PROGRESS,
     "self-explain": "asking the model why",
 }
 STEP_PERCENT = 10  # report a stage's progress again after this many percent

@@ -10,6 +10,15 @@ from promptxray.explainers.details import StageInfo
 from promptxray.explainers.nl.tables import templates
 from promptxray.explainers.types import Explanation
 
+# what each anytime stage is doing, in the progress lines of the editor and the chat
+STAGE_PROGRESS: dict[str, str] = {
+    "outline": "exact effects of the prompt's large parts",
+    "blocks": "exact block effects",
+    "lines_bf16": "lines in bf16",
+    "top_lines": "exact lines of the top blocks",
+    "lines": "exact line effects",
+    "refine": "refining lines, words and tokens",
+}
 STAGE_TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "tag": "[{name} {index}/{total} · {fidelity}] ",
