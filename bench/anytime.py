@@ -82,8 +82,8 @@ def plain_forward_seconds(text: str, repeats: int = 2) -> tuple[int, float]:
     import torch
 
     from promptxray.explainers.backends import get_backend
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
 
     backend = get_backend("torch", None)
     ids = build_input(parse_document(text), backend).ids

@@ -65,8 +65,8 @@ def child(case: str, n_tokens: int) -> dict[str, Any]:
 
     from promptxray.explainers.backends import get_backend, memory
     from promptxray.explainers.context import MethodContext
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
 
     b: Any = get_backend("torch", None)
     text = prompt_text(b.tokenizer, n_tokens)

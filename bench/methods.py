@@ -19,9 +19,9 @@ from prompts import PROMPTS  # type: ignore[import-not-found]
 
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import left_pad
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from promptxray.explainers.registry import list_methods
 from promptxray.explainers.types import ExplainRequest
 

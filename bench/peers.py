@@ -222,9 +222,9 @@ def child_promptxray(args: argparse.Namespace) -> None:
 
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.backends.base import left_pad
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.explain import explain
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
     from promptxray.explainers.targets import resolve_target
     from promptxray.explainers.types import ExplainRequest
 

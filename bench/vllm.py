@@ -152,8 +152,8 @@ def agreement(vllm: Any, torch_backend: Any, prompts: dict[str, str]) -> None:
 
 
 def speed(url: str, vllm: Any, prompts: dict[str, str], level: str, granularity: str) -> None:
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
     from promptxray.explainers.targets import resolve_target
 
     print(f"\n{level} level: promptxray -g {granularity} vs Captum (features: {level}s)")

@@ -1,7 +1,8 @@
 """Chat messages as Prompty text with offsets, and the prompt a reply is generated from.
 
-A conversation is written as Prompty text (`system:` / `user:` / `assistant:` lines) with path
-`chat.prompty`, so every token and span offset of an explanation indexes into that text. The
+A conversation is written as a chat transcript (`system:` / `user:` / `assistant:` lines, no
+template syntax) with path `conversation.chat`, so every token and span offset of an
+explanation indexes into that text. The
 prompt of a reply (`Prompt`) keeps the conversation, its parsed document and the `ModelInput`
 (ids and user tokens) made of it once: generation reads those ids and the explanation reuses
 them, so a reply is explained under the very prompt it was generated from.
@@ -12,23 +13,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
-
 from promptxray.explainers.backends.base import Backend
-from promptxray.explainers.documents import PromptDocument, parse_document
 from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.inputs import ModelInput, build_input
+from promptxray.explainers.prompt.document import CHAT_ROLE_LINE, PromptDocument, parse_document
 
-CHAT_PATH = "chat.prompty"
+CHAT_PATH = "conversation.chat"
 ROLES = ("system", "user", "assistant")
-_ROLE_LINE = re.compile(r"^[ \t]*(system|user|assistant)[ \t]*:[ \t]*$", re.IGNORECASE | re.M)
-_PLACEHOLDER = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 
 
 @dataclass
 class Conversation:
-    """Chat messages as Prompty text; `spans[i]` is (start, end) of message i's content."""
+    """Chat messages as a transcript; `spans[i]` is (start, end) of message i's content."""
 
     text: str
     messages: list[dict[str, str]]
@@ -54,40 +51,28 @@ class Prompt:
 
 
 def clean(text: str) -> str:
-    """Message text as the Prompty parser keeps it (surrounding whitespace dropped, LF only)."""
+    """Message text as the transcript keeps it (surrounding whitespace dropped, LF only)."""
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def build_conversation(messages: list[dict[str, str]]) -> Conversation:
-    """Prompty text of `messages` whose parse gives back exactly these messages.
+    """Transcript text of `messages` whose parse gives back exactly these messages.
 
-    `{{name}}` markers in a message would be read as placeholders: front matter gives each one
-    a sample value equal to its own marker text, so the model reads the message unchanged.
     A line that is only `user:` (or another role) would start a new message: refused.
     """
     msgs = [{"role": m["role"], "content": clean(m["content"])} for m in messages]
     msgs = [m for m in msgs if m["content"]]
     if not msgs:
         raise InvalidRequestError("the conversation is empty")
-    samples: dict[str, str] = {}
     for m in msgs:
         if m["role"] not in ROLES:
             raise InvalidRequestError(f"unknown role {m['role']!r}")
-        if _ROLE_LINE.search(m["content"]):
+        if any(CHAT_ROLE_LINE.fullmatch(line) for line in m["content"].split("\n")):
             raise InvalidRequestError(
                 f"a {m['role']} message has a line that is only a role name "
                 "(like 'user:'); it cannot be explained as written — reword that line"
             )
-        for match in _PLACEHOLDER.finditer(m["content"]):
-            marker, name = match.group(0), match.group(1)
-            if samples.setdefault(name, marker) != marker:
-                raise InvalidRequestError(
-                    f"the conversation spells the placeholder-like text {{{{{name}}}}} in two "
-                    "ways; write it the same way each time"
-                )
     head = ""
-    if samples:
-        head = "---\n" + yaml.safe_dump({"sample": samples}, allow_unicode=True) + "---\n"
     parts: list[str] = [head]
     spans: list[tuple[int, int]] = []
     pos = len(head)

@@ -135,7 +135,7 @@ def _declares_checks(path: Path) -> bool:
 
 def load(path: str) -> FileRun:
     """Read a prompt's checks; a file that cannot be read or parsed, or has none, is a problem."""
-    from promptxray.explainers.documents import read_prompt_file
+    from promptxray.explainers.prompt.document import read_prompt_file
 
     run = FileRun(path)
     try:
@@ -182,8 +182,8 @@ def _explain_all(runs: list[FileRun], args: argparse.Namespace) -> None:
     from promptxray.cli.main import _say
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.checks import evaluate
-    from promptxray.explainers.documents import read_prompt_file
     from promptxray.explainers.explain import explain
+    from promptxray.explainers.prompt.document import read_prompt_file
     from promptxray.explainers.registry import validate_method
 
     validate_method(args.method)  # fail fast, before a model is loaded

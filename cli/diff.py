@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from promptxray.cli.backend_flags import add_backend_flags
+from promptxray.cli.prompt_args import add_sample_flag
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.nl.templates import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES
@@ -25,6 +26,7 @@ def add_diff_parser(sub: Any) -> None:
     d = sub.add_parser("diff", help="compare the explanations of two versions of a prompt")
     d.add_argument("old", help="the old version of the prompt file")
     d.add_argument("new", help="the new version of the prompt file")
+    add_sample_flag(d)
     d.add_argument("--method", "-m", default="occlusion", help="see `promptxray methods`")
     d.add_argument(
         "--granularity",
@@ -70,26 +72,25 @@ def add_diff_parser(sub: Any) -> None:
 
 def run_diff(args: argparse.Namespace) -> int:
     from promptxray.cli.main import _say, parse_options, request_from_args
+    from promptxray.cli.prompt_args import read_prompt
     from promptxray.explainers.backends import get_backend
     from promptxray.explainers.diff import explain_versions
-    from promptxray.explainers.documents import parse_document, read_prompt_file
     from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
     from promptxray.explainers.registry import validate_method
 
-    sources = [read_prompt_file(args.old), read_prompt_file(args.new)]
-    paths = [None if p == "-" else p for p in (args.old, args.new)]
     validate_method(args.method)  # fail fast, before a model is loaded
-    for source, path in zip(sources, paths, strict=True):
-        parse_document(source, path)
+    read = [read_prompt(arg, args) for arg in (args.old, args.new)]
+    sources = [source for source, _, _ in read]
     old_request, new_request = (
         request_from_args(
             args,
             source,
             path,
+            **where,
             options=parse_options(args.option),
             faithfulness=False,  # a diff shows scores, not faithfulness figures
         )
-        for source, path in zip(sources, paths, strict=True)
+        for source, path, where in read
     )
     backend = get_backend(
         args.backend,

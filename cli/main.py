@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from promptxray.cli.backend_flags import add_backend_flags, backend_options
+from promptxray.cli.prompt_args import add_sample_flag, read_prompt
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.errors import PromptXrayError
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
@@ -25,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptxray", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("explain", help="explain a prompt file (- for stdin)")
-    ex.add_argument("file", help="a .prompt, .txt, .prompt.md or .prompty file, or - for stdin")
+    ex.add_argument(
+        "file",
+        help="a prompt file (.prompt, .prompty, .prompt.md, .md, .txt), FILE.py:LINE for a "
+        "prompt in Python code, or - for stdin",
+    )
+    add_sample_flag(ex)
     ex.add_argument("--method", "-m", default="occlusion", help="see `promptxray methods`")
     ex.add_argument("--target", "-t", help="explain this text instead of the model's own answer")
     ex.add_argument(
@@ -199,15 +205,14 @@ def request_from_args(
 
 def run_explain(args: argparse.Namespace) -> int:
     from promptxray.explainers.anytime import run_stages
-    from promptxray.explainers.documents import read_prompt_file
     from promptxray.explainers.render import render_html, render_text
 
-    source = read_prompt_file(args.file)
-    path = None if args.file == "-" else args.file
+    source, path, where = read_prompt(args.file, args)
     request = request_from_args(
         args,
         source,
         path,
+        **where,
         options={
             **parse_options(args.option),
             **({"reference_answer": True} if args.check_answer else {}),
@@ -218,7 +223,6 @@ def run_explain(args: argparse.Namespace) -> int:
         foil=args.foil,
     )
     from promptxray.explainers.backends import get_backend
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.registry import validate_method
 
     validate_method(args.method)  # fail fast, before a model is loaded
@@ -226,7 +230,6 @@ def run_explain(args: argparse.Namespace) -> int:
         from promptxray.explainers.registry import check_contrastive, get_method
 
         check_contrastive(get_method(args.method))
-    parse_document(source, path)
     backend = get_backend(
         args.backend,
         args.model,

@@ -68,12 +68,12 @@ def answer_check_into(expl: Explanation, request: ExplainRequest, backend: Backe
     if not request.options.get("reference_answer"):
         return
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import request_document
 
     if not isinstance(backend, OnnxBackend):
         return
-    doc = parse_document(request.text, request.path)
+    doc = request_document(request)
     ids = build_input(doc, backend, request.chat_template).ids
     answer = [t.token_id for t in expl.target.tokens]
     found = backend.reference_answer(ids, answer, request.max_new_tokens)

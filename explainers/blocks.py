@@ -1,11 +1,12 @@
 """The prompt's natural blocks, scored first and exactly: what an anytime explanation shows
 within seconds on a long prompt, and where it looks next.
 
-A block is a run of whole lines: a section (a Markdown heading with its text, or a
-blank-line-separated block, never across a message), cut into chunks of about √lines lines
-when it is long, and neighbouring short sections merged when there are many. Each block's
-score is its exact leave-one-out effect (the method's own, e.g. occlusion): a handful of
-variants instead of one per line.
+A block is a run of whole lines: a section (a Markdown heading with its text, an XML-style
+element such as `<context>`…`</context>`, or a blank-line-separated block, never across a
+message; `structure.sections`), cut into chunks of about √lines lines when it is long, and
+neighbouring short sections merged when there are many. Each block's score is its exact
+leave-one-out effect (the method's own, e.g. occlusion): a handful of variants instead of one
+per line.
 
 Leave-one-out's blind spot is redundancy: two blocks that say the same thing each cost
 little when removed alone. Before the lines of blocks with no effect are left for later, the
@@ -23,10 +24,10 @@ import numpy as np
 
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.details import Redundancy
-from promptxray.explainers.documents import PromptDocument
 from promptxray.explainers.hierarchy import REFINE_FLOOR, removal_effects
+from promptxray.explainers.prompt.document import PromptDocument
+from promptxray.explainers.prompt.structure import sections
 from promptxray.explainers.registry import MethodSpec
-from promptxray.explainers.structure import sections
 from promptxray.explainers.types import Token
 
 # blocks whose |effect| is under this many nats have no measurable effect (nl's threshold;

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from promptxray.explainers.backends.base import Backend
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import request_document
 from promptxray.explainers.types import ExplainRequest
 
 FOILS = 3  # alternatives offered by default
@@ -51,6 +51,6 @@ def request_foil_candidates(
     backend: Backend, request: ExplainRequest, target_ids: Sequence[int], k: int = FOILS
 ) -> list[str]:
     """`foil_candidates` for the prompt of a request (tokenised as `explain` does)."""
-    doc = parse_document(request.text, request.path)
+    doc = request_document(request)
     model_input = build_input(doc, backend, request.chat_template)
     return foil_candidates(backend, model_input.ids, target_ids, k)

@@ -14,7 +14,11 @@ class PromptXrayError(Exception):
 
 
 class DocumentError(PromptXrayError):
-    """The prompt file cannot be read as a prompt."""
+    """The prompt file cannot be read as a prompt; `offset` is where in the file, if known."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class EmptyPromptError(DocumentError):
@@ -30,7 +34,16 @@ class FrontMatterError(DocumentError):
 
 
 class MissingSampleError(DocumentError):
-    """A `{{name}}` placeholder has no sample value to fill it with."""
+    """A template variable has no sample value to fill it with."""
+
+
+class TemplateSyntaxError(DocumentError):
+    """The template does not parse with its format's engine (line and column in the message)."""
+
+
+class UnsupportedTemplateError(DocumentError):
+    """The template uses something promptxray refuses to render: a helper with no model input
+    to explain (`{{media}}`, `{{history}}`), a partial outside the prompt's folder, code."""
 
 
 class ContextLengthError(PromptXrayError):

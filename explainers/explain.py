@@ -14,11 +14,11 @@ from promptxray.explainers.auto import choose_method
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.documents import PromptDocument, parse_document
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import ModelInput, build_input
 from promptxray.explainers.metrics import Faithfulness, faithfulness
+from promptxray.explainers.prompt.document import PromptDocument, request_document
 from promptxray.explainers.registry import (
     AUTO,
     MethodResult,
@@ -76,7 +76,7 @@ def prepare(
         raise InvalidRequestError(
             f"unknown granularity {request.granularity!r}; use one of {', '.join(GRANULARITIES)}"
         )
-    doc = parse_document(request.text, request.path)
+    doc = request_document(request)
     if backend is None:
         if progress:
             progress("load", 0, 1)
@@ -173,7 +173,7 @@ def self_explain_into(
 
     if progress:
         progress("self-explain", 0, 1)
-    messages = parse_document(request.text, request.path).messages
+    messages = request_document(request).messages
     contents = [m.content for m in messages]
     expl.self_explanation = self_explain(backend, expl, contents, lang=request.lang)
     if progress:

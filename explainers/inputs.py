@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from promptxray.explainers.backends.base import Backend
-from promptxray.explainers.documents import PromptDocument
 from promptxray.explainers.errors import InvalidRequestError
+from promptxray.explainers.prompt.document import PromptDocument
 from promptxray.explainers.types import Token
 
 CharSpan = tuple[int, int]

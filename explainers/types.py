@@ -143,6 +143,10 @@ class ExplainRequest:
     # explain log P(target) − log P(foil): why the target rather than this text (tokenised
     # like a given target)
     foil: str | None = None
+    # values for template variables (over the file's own and its sidecar's), and which prompt
+    # of a code file to explain (1-based line; the only one when None)
+    samples: dict[str, Any] = field(default_factory=dict)
+    prompt_line: int | None = None
 
 
 @dataclass

@@ -12,12 +12,12 @@ import bisect
 import re
 from typing import TYPE_CHECKING
 
-from promptxray.explainers import structure
 from promptxray.explainers.errors import InvalidRequestError
+from promptxray.explainers.prompt import structure
 from promptxray.explainers.types import FIXED_GRANULARITIES, Token
 
 if TYPE_CHECKING:
-    from promptxray.explainers.documents import PromptDocument
+    from promptxray.explainers.prompt.document import PromptDocument
 
 WORD = re.compile(r"\w+(?:['’]\w+)*|\{\{.*?\}\}|[^\w\s]+")
 

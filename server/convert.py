@@ -144,6 +144,22 @@ def unnecessary_diagnostics(
     ]
 
 
+def explain_prompt_lens(
+    uri: str, pmap: PositionMap, start: int, prompt_line: int, lang: str = "en"
+) -> types.CodeLens:
+    """ "Explain this prompt" above a prompt found in a code file."""
+    line = pmap.line_of(start)
+    at = types.Position(line=line, character=0)
+    return types.CodeLens(
+        range=types.Range(start=at, end=at),
+        command=types.Command(
+            title=front_words(lang)["lens_explain_prompt"],
+            command="promptxray.explain",
+            arguments=[uri, {"prompt_line": prompt_line}],
+        ),
+    )
+
+
 def message_diagnostic(
     pmap: PositionMap, message: str, severity: types.DiagnosticSeverity, start: int = 0
 ) -> types.Diagnostic:
@@ -244,17 +260,20 @@ def code_lenses(
     state: str,
     foils: Sequence[str] = (),
     lang: str = "en",
+    prompt_line: int | None = None,
 ) -> list[types.CodeLens]:
     """On the prompt's first line: what is explained (or the state) and the commands; with
-    `foils` (the model's own alternatives to the answer), a "why not …?" lens for each."""
+    `foils` (the model's own alternatives to the answer), a "why not …?" lens for each.
+    `prompt_line`: the prompt of a code file they are about (its 1-based line)."""
     line = pmap.line_of(body_start)
     where = types.Range(
         start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)
     )
     t = front_words(lang)
+    again: list[object] = [uri] if prompt_line is None else [uri, {"prompt_line": prompt_line}]
     commands: list[tuple[str, str, list[object]]] = [
-        (lens_title(expl, state, lang), "promptxray.explain", [uri]),
-        (t["lens_reexplain"], "promptxray.explain", [uri]),
+        (lens_title(expl, state, lang), "promptxray.explain", again),
+        (t["lens_reexplain"], "promptxray.explain", again),
         (t["lens_explain_with"], "promptxray.explainWith", [uri]),
         (t["lens_set_target"], "promptxray.setTarget", [uri]),
     ]

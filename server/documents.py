@@ -19,13 +19,14 @@ from pygls.workspace import TextDocument
 from promptxray.explainers.types import ExplainRequest, Explanation, Span
 from promptxray.server.positions import PositionMap
 from promptxray.server.scheduler import Job, JobCancelled, JobResult
+from promptxray.server.settings import CODE_GLOBS
 
 if TYPE_CHECKING:
     from promptxray.server.server import PromptXrayServer
 
 log = logging.getLogger(__name__)
 # what a document may set for itself (foil: "why the answer rather than this?")
-OVERRIDABLE = ("method", "target", "granularity", "foil")
+OVERRIDABLE = ("method", "target", "granularity", "foil", "prompt_line")
 
 
 @dataclass
@@ -86,6 +87,11 @@ class Documents:
         name = unquote(urlparse(uri).path).rsplit("/", 1)[-1]
         return any(fnmatch.fnmatch(name, glob) for glob in self.ls.settings.globs)
 
+    def is_code(self, uri: str) -> bool:
+        """A code file: explained only once the user picks one of its prompts (a lens)."""
+        name = unquote(urlparse(uri).path).rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(name, glob) for glob in CODE_GLOBS)
+
     def on_event(self, uri: str, kind: str) -> None:
         """didOpen / didChange / didSave: explain now, later (debounced) or not at all."""
         if not self.is_prompt(uri):
@@ -98,6 +104,10 @@ class Documents:
                 if doc.text == current.source and doc.status == "ready" and doc.result:
                     doc.saved = doc.result.explanation  # already explained (final)
         trigger = self.ls.settings.trigger
+        if self.is_code(uri) and "prompt_line" not in doc.overrides:
+            if kind in ("open", "save", "change"):
+                self.ls.publisher.refresh()  # its prompts' lenses
+            return
         if kind == "change" and trigger == "onChange":
             self.schedule(uri, self.ls.settings.debounceMs)
         elif kind in ("open", "save") and trigger != "manual":
@@ -154,6 +164,8 @@ class Documents:
             lang=s.language,
             backend_options=s.backend_options(),
             foil=merged.get("foil"),
+            samples=dict(s.samples),
+            prompt_line=merged.get("prompt_line"),
         )
 
     async def run(self, uri: str, overrides: dict[str, Any] | None = None) -> JobResult | None:

@@ -13,6 +13,7 @@ from promptxray.explainers.errors import (
     ModelLoadError,
     PromptXrayError,
 )
+from promptxray.explainers.types import Explanation
 from promptxray.server import convert
 from promptxray.server.checks import check_diagnostics
 from promptxray.server.documents import Doc
@@ -38,7 +39,8 @@ class Publisher:
         result, pmap = doc.result, doc.pmap
         assert result is not None and pmap is not None
         if result.error is not None:
-            diagnostics = [self._error(result.error, pmap, doc.body_start)]
+            at = getattr(result.error, "offset", None)  # a template error's own place
+            diagnostics = [self._error(result.error, pmap, doc.body_start if at is None else at)]
         else:
             assert result.explanation is not None
             self.reported.clear()
@@ -121,7 +123,44 @@ class Publisher:
         expl = shown.expl if shown else None
         foils = shown.doc.result.foils if shown and shown.doc.result else []
         lang = self.ls.settings.language
+        if self.ls.documents.is_code(uri):
+            return self._code_lenses(uri, current.source, pmap, doc, expl, foils)
         return convert.code_lenses(uri, expl, pmap, doc.body_start, doc.status, foils, lang)
+
+    def _code_lenses(
+        self,
+        uri: str,
+        source: str,
+        pmap: PositionMap,
+        doc: Doc,
+        expl: Explanation | None,
+        foils: list[str],
+    ) -> list[types.CodeLens]:
+        """A code file: "Explain this prompt" above each prompt found in it (parsed, never
+        run); the explained one gets the prompt lenses instead."""
+        from promptxray.explainers.errors import DocumentError
+        from promptxray.explainers.prompt.python_prompts import find_prompts
+
+        try:
+            prompts = find_prompts(source)
+        except DocumentError:
+            return []
+        chosen = doc.overrides.get("prompt_line")
+        lang = self.ls.settings.language
+        lenses: list[types.CodeLens] = []
+        for prompt in prompts:
+            if (
+                chosen is not None
+                and prompt.start
+                <= pmap.offset(types.Position(line=chosen - 1, character=0))
+                < max(prompt.end, prompt.start + 1)
+            ) or prompt.line == chosen:
+                lenses += convert.code_lenses(
+                    uri, expl, pmap, prompt.start, doc.status, foils, lang, prompt.line
+                )
+                continue
+            lenses.append(convert.explain_prompt_lens(uri, pmap, prompt.start, prompt.line, lang))
+        return lenses
 
     def hover(self, uri: str, position: types.Position) -> types.Hover | None:
         hit = self.ls.documents.span_at(uri, position)

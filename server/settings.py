@@ -17,7 +17,9 @@ from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES
 
 TRIGGERS = ("onChange", "onSave", "manual")
-DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty")
+DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty", "*.py")
+# code files: their prompts are found by parsing and explained when the user asks (a lens)
+CODE_GLOBS = ("*.py",)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Settings:
     language: str = "en"  # of every sentence shown (hover, diagnostics, report)
     selfExplain: bool = False  # ask the model why it answered so (costs a generation)
     globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
+    # values for template variables a file gives none (over the file's own and its sidecar's)
+    samples: dict[str, Any] = field(default_factory=dict)
     # backend "vllm": the engine (its API key only from $PROMPTXRAY_VLLM_API_KEY, never here)
     endpoint: str | None = None  # http(s) URL of a vLLM OpenAI-compatible server
     servedModel: str | None = None  # its --served-model-name (None: the only one it serves)
@@ -118,6 +122,10 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool):
             return value, None
         return default, f"{bad}: expected true or false; using {default}"
+    if name == "samples":
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value), None
+        return default, f"{bad}: expected an object of name: value; using none"
     if name == "globs":
         if isinstance(value, list) and all(isinstance(g, str) and g for g in value):
             return tuple(dict.fromkeys([*DEFAULT_GLOBS, *value])), None

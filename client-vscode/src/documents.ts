@@ -9,7 +9,14 @@ import { LANGUAGE_IDS } from './common/manifest';
 export const DOCUMENT_SELECTOR = [
   ...LANGUAGE_IDS.map((language) => ({ scheme: 'file', language })),
   { scheme: 'file', pattern: PROMPT_MD_PATTERN },
+  // prompts in Python code: lenses, hovers and diagnostics only (see isCodeDocument)
+  { scheme: 'file', language: 'python' },
 ];
+
+/** A code file: its own language server colours it, so promptxray adds no semantic tokens. */
+export function isCodeDocument(document: vscode.TextDocument): boolean {
+  return document.languageId === 'python';
+}
 
 export function isPromptDocument(document: vscode.TextDocument | undefined): document is vscode.TextDocument {
   return document !== undefined && vscode.languages.match(DOCUMENT_SELECTOR, document) > 0;

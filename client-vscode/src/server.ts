@@ -19,7 +19,7 @@ import { SECTION } from './common/manifest';
 import { didChangeConfigurationParams, needsRestart, serverSettingsChanged, toInitializationOptions } from './common/settings';
 import { StatusParams } from './common/status';
 import { Configuration } from './configuration';
-import { DOCUMENT_SELECTOR, hasPromptDocument, isPromptDocument } from './documents';
+import { DOCUMENT_SELECTOR, hasPromptDocument, isCodeDocument, isPromptDocument } from './documents';
 import { askUser } from './pickers';
 import { Python } from './python';
 import { StatusBar } from './statusBar';
@@ -198,6 +198,11 @@ export class Server {
           const full = await completeArguments(command, args, ask);
           return full === undefined ? undefined : ((await next(command, full)) as unknown);
         },
+        // in code files the code's own language server keeps the colouring
+        provideDocumentSemanticTokens: (document, token, next) =>
+          isCodeDocument(document) ? undefined : next(document, token),
+        provideDocumentRangeSemanticTokens: (document, range, token, next) =>
+          isCodeDocument(document) ? undefined : next(document, range, token),
         handleDiagnostics: (uri, diagnostics, next) => {
           const brief = diagnostics.map(({ source, severity, message }) => ({ source, severity, message }));
           this.status.diagnostics(uri.toString(), brief);

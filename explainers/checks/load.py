@@ -14,6 +14,7 @@ from promptxray.explainers.checks.spec import (
     ASSERT_KEY,
     KEY,
     KINDS,
+    OWN_KEY,
     PART_KEYS,
     SETTINGS,
     Assertion,
@@ -22,8 +23,8 @@ from promptxray.explainers.checks.spec import (
     Part,
     snippet,
 )
-from promptxray.explainers.documents import BOM, PromptDocument, document_kind, parse_document
 from promptxray.explainers.errors import PromptXrayError
+from promptxray.explainers.prompt.document import BOM, PromptDocument, document_kind, parse_document
 from promptxray.explainers.types import GRANULARITIES
 
 
@@ -42,13 +43,17 @@ def _checks_line(source: str) -> int | None:
     close = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE).search(source, first + 1)
     end = close.start() if close else len(source)
     key = re.compile(rf"^{KEY}[ \t]*:", re.MULTILINE).search(source, first + 1, end)
+    if key is None:  # under `promptxray:`, where Dotprompt and Copilot ignore it
+        own = re.compile(rf"^{OWN_KEY}[ \t]*:", re.MULTILINE).search(source, first + 1, end)
+        nested = re.compile(rf"^[ \t]+{KEY}[ \t]*:", re.MULTILINE)
+        key = None if own is None else nested.search(source, own.end(), end)
     return None if key is None else source.count("\n", 0, key.start()) + 1
 
 
 def load_checks(source: str, path: str | None = None) -> CheckSpec | None:
     """The checks of a prompt file, or None when it has none. A prompt that does not parse
     raises its DocumentError (with its line); invalid checks are `CheckSpec.errors`."""
-    kind = document_kind(path)
+    kind = document_kind(path, source)
     if kind == "text":
         line = _checks_line(source)
         if line is None:
@@ -59,14 +64,15 @@ def load_checks(source: str, path: str | None = None) -> CheckSpec | None:
             errors=[
                 CheckError(
                     line,
-                    "plain-text prompts (.prompt, .txt) have no front matter: the model would "
-                    "read these checks as prompt text; rename the file to .prompt.md (or "
-                    ".prompty)",
+                    "plain-text prompts (.txt, a .prompt without front matter) have no front "
+                    "matter: the model would read these checks as prompt text; rename the file "
+                    "to .prompt.md (or .prompty)",
                 )
             ],
         )
     doc = parse_document(source, path)
-    if KEY not in doc.front_matter:
+    own = doc.front_matter.get(OWN_KEY)
+    if KEY not in doc.front_matter and not (isinstance(own, dict) and KEY in own):
         return None
     root, yaml_start = _compose(doc)
     return _Parser(doc, path, yaml_start).parse(root)
@@ -77,7 +83,8 @@ def _compose(doc: PromptDocument) -> tuple[yaml.MappingNode, int]:
     source = doc.source
     first = 1 if source.startswith(BOM) else 0
     yaml_start = source.index("\n", first) + 1
-    close_start = source.rfind("\n", 0, doc.body_start - 1) + 1
+    close = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE).search(source, yaml_start)
+    close_start = close.start() if close else doc.body_start
     node = yaml.compose(source[yaml_start:close_start], Loader=yaml.SafeLoader)
     assert isinstance(node, yaml.MappingNode)  # parse_document checked it is a mapping
     return node, yaml_start
@@ -106,7 +113,11 @@ class _Parser:
 
     # the block
     def parse(self, root: yaml.MappingNode) -> CheckSpec:
-        key, node = next((k, v) for k, v in root.value if self.value(k) == KEY)
+        found = [(k, v) for k, v in root.value if self.value(k) == KEY]
+        for k, v in root.value:
+            if self.value(k) == OWN_KEY and isinstance(v, yaml.MappingNode):
+                found += [(kk, vv) for kk, vv in v.value if self.value(kk) == KEY]
+        key, node = found[0]
         spec = CheckSpec(self.path, self.line(key))
         entries: yaml.Node | None = None
         if isinstance(node, yaml.SequenceNode):
@@ -135,9 +146,9 @@ class _Parser:
                 self.error(entries, "the list of assertions is empty")
             else:
                 for entry in entries.value:
-                    found = self.assertion(entry)
-                    if found is not None:
-                        spec.assertions.append(found)
+                    assertion = self.assertion(entry)
+                    if assertion is not None:
+                        spec.assertions.append(assertion)
         spec.errors = self.errors
         return spec
 

@@ -1,17 +1,19 @@
 """The parts of a prompt that checks name (`{line: N}`, `{section: TITLE}`, `{variable: NAME}`,
-`{text: TEXT}` or a string), resolved to ranges of file offsets in the prompt body."""
+`{text: TEXT}` or a string), resolved to ranges of file offsets in the prompt body.
+
+Sections and variables are the prompt structure's own (`prompt.structure`): a section is a
+Markdown heading's or an XML-style element's, a variable is one the file's template format
+fills in, found in what the model reads whatever the format."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from promptxray.explainers.checks.spec import PART_KEYS, Part, snippet
-from promptxray.explainers.documents import PromptDocument
 from promptxray.explainers.nl.figures import short
+from promptxray.explainers.prompt.document import PromptDocument
+from promptxray.explainers.prompt.structure import find_sections, variable_uses
 
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
-_HEADING_RE = re.compile(r"[ ]{0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
 USAGE = "a part is {line: N}, {section: TITLE}, {variable: NAME}, {text: TEXT} or a string"
 
 
@@ -24,9 +26,9 @@ def name_part(doc: PromptDocument, value: Any) -> Part:
     `"# TITLE"` a section, else a text) or a mapping with one of PART_KEYS."""
     if isinstance(value, str):
         stripped = value.strip()
-        m = _PLACEHOLDER_RE.fullmatch(stripped)
-        if m:
-            return resolve_part(doc, "variable", m.group(1))
+        inner = stripped[2:-2]
+        if stripped.startswith("{{") and stripped.endswith("}}") and not set("{}") & set(inner):
+            return resolve_part(doc, "variable", inner)
         if stripped.startswith("#"):
             return resolve_part(doc, "section", stripped)
         return resolve_part(doc, "text", value)
@@ -55,28 +57,38 @@ def resolve_part(doc: PromptDocument, how: str, arg: Any) -> Part:
             raise InvalidPart(f"line {arg} is in the front matter, not in the prompt")
         ranges = [found]
     elif how == "section":
-        title = str(arg).strip().lstrip("#").strip()
+        title = str(arg).strip()
+        if not title.startswith("<"):
+            title = title.lstrip("#").strip()
         label = f"section {title!r}"
-        sections = _sections(source, body, title)
+        sections = find_sections(doc, title)
         if len(sections) > 1:
-            lines = ", ".join(str(source.count("\n", 0, s) + 1) for s, _ in sections)
+            lines = ", ".join(str(source.count("\n", 0, r[0][0]) + 1) for r in sections)
             raise InvalidPart(
-                f"section {title!r} has {len(sections)} headings (lines {lines}); "
+                f"section {title!r} names {len(sections)} sections of the prompt (lines {lines}); "
                 "name the part by {line: N} or {text: ...} instead"
             )
+        if not sections and title.startswith("<"):
+            raise InvalidPart(f"no XML element {title} in the prompt")
         if not sections:
-            raise InvalidPart(f"no Markdown heading {title!r} in the prompt")
-        ranges = sections
+            raise InvalidPart(
+                f"no Markdown heading {title!r} and no XML element <{title}> in the prompt"
+            )
+        ranges = [r for section in sections for r in section]
     elif how == "variable":
         name = str(arg).strip().strip("{}").strip()
         label = f"{{{{{name}}}}}"
-        ranges = [
-            (m.start(), m.end())
-            for m in _PLACEHOLDER_RE.finditer(source, body)
-            if m.group(1) == name
-        ]
-        if not ranges:
-            raise InvalidPart(f"no {label} in the prompt")
+        uses = variable_uses(doc)
+        if name not in uses:
+            if uses:
+                known = ", ".join(f"{{{{{n}}}}}" for n in uses)
+                why = f"its variables are {known}"
+            else:
+                why = "it has no variables its format fills in"
+            if label in source[body:]:
+                why += f"; the model reads {label} as written"
+            raise InvalidPart(f"no {label} in the prompt ({why})")
+        ranges = uses[name]
     else:
         text = str(arg)
         label = f"text {short(text)!r}"
@@ -105,43 +117,6 @@ def line_range(source: str, line: int) -> tuple[int, int] | None:
     if end > start and source[end - 1] == "\r":
         end -= 1
     return start, end
-
-
-def _body_lines(source: str, body: int) -> list[tuple[int, int, int]]:
-    """(start, end without the line break, next start) of each line from `body` on."""
-    lines = []
-    pos = body
-    while pos < len(source):
-        nl = source.find("\n", pos)
-        nxt = len(source) if nl < 0 else nl + 1
-        end = len(source) if nl < 0 else nl
-        if end > pos and source[end - 1] == "\r":
-            end -= 1
-        lines.append((pos, end, nxt))
-        pos = nxt
-    return lines
-
-
-def _sections(source: str, body: int, title: str) -> list[tuple[int, int]]:
-    """The ranges of the sections headed `title` (heading line to the next heading of the same
-    or a higher level); fenced code blocks are skipped."""
-    headings: list[tuple[int, int, str]] = []  # (start, level, title)
-    fence = False
-    for start, end, _ in _body_lines(source, body):
-        line = source[start:end]
-        if line.lstrip().startswith(("```", "~~~")):
-            fence = not fence
-            continue
-        m = None if fence else _HEADING_RE.fullmatch(line)
-        if m:
-            headings.append((start, len(m.group(1)), (m.group(2) or "").strip()))
-    found = []
-    for i, (start, level, name) in enumerate(headings):
-        if name != title:
-            continue
-        end = next((s for s, lv, _ in headings[i + 1 :] if lv <= level), len(source))
-        found.append((start, end))
-    return found
 
 
 def _occurrences(source: str, body: int, text: str) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from promptxray.explainers.nl.describe import NO_EFFECT_NATS
 
 KEY = "checks"
+OWN_KEY = "promptxray"  # checks may sit under it, where template runtimes ignore them
 ASSERT_KEY = "assert"
 KINDS: tuple[str, ...] = ("answer_contains", "min_probability", "no_effect", "min_share")
 PART_KEYS: tuple[str, ...] = ("line", "section", "variable", "text")

@@ -27,11 +27,11 @@ def rescore_target(old: Explanation, new_own: Target) -> Target | None:
 def own_answer(request: ExplainRequest, backend: Backend) -> Target:
     """The model's own (greedy) answer to `request.text` and its probability: one generation
     and one scoring pass, no attribution."""
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import request_document
     from promptxray.explainers.targets import resolve_target, scored_tokens
 
-    doc = parse_document(request.text, request.path)
+    doc = request_document(request)
     model_input = build_input(doc, backend, request.chat_template)
     ids, generated = resolve_target(
         backend, model_input.ids, request.target, request.max_new_tokens, request.target_ids

@@ -16,8 +16,8 @@ from promptxray.chat_ui.engine import Cancelled, ChatEngine, GenSettings
 from promptxray.chat_ui.handlers import Handlers
 from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.chat_ui.views import highlighted
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
+from promptxray.explainers.prompt.document import parse_document
 from promptxray.explainers.types import SCHEMA_VERSION
 from tests.chat_ui.util import run
 from tests.helpers import F32_NATS
@@ -34,7 +34,7 @@ def test_conversation_round_trips_and_spans_slice_messages():
         {"role": "user", "content": "  What now?  "},
     ]
     conv = build_conversation(msgs)
-    doc = parse_document(conv.text, "chat.prompty")
+    doc = parse_document(conv.text, "conversation.chat")
     assert [(m.role, m.content) for m in doc.messages] == [
         (m["role"], m["content"].strip()) for m in msgs
     ]
@@ -149,7 +149,7 @@ def test_chat_flow_explain_sentence_export(handlers, tmp_path):
     first = data["turns"][0]["explanations"][0]["explanation"]  # the library's schema, typed
     assert first["schema_version"] == SCHEMA_VERSION and first["score_kind"] == "removal"
     assert len(first["ablated_logprob"]) == len(first["spans"])
-    assert first["faithfulness"] is not None and first["prompt_path"] == "chat.prompty"
+    assert first["faithfulness"] is not None and first["prompt_path"] == "conversation.chat"
     page = Path(handlers.export_html(state)).read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "Turn 1" in page and "<script" not in page
     what = run(handlers.what_if("1: Once", "", 24, 0.0, state))

@@ -42,8 +42,8 @@ def scores(expl: Explanation) -> np.ndarray:
 def removal_by_plain_forwards(backend, expl: Explanation, text: str) -> np.ndarray:
     """Each span's removal effect recomputed independently: the prompt's ids without the
     span's tokens, scored in plain padded batches (no prefix reuse, no stage code)."""
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
 
     model_input = build_input(parse_document(text, expl.path), backend)
     target = [t.token_id for t in expl.target.tokens]

@@ -60,8 +60,8 @@ def method() -> Iterator[str]:
 
 def direct_line_effects(stories, text: str, target: list[int]) -> np.ndarray:
     """Each line's effect with its tokens padded out, from plain unbatched forwards."""
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
 
     doc = parse_document(text, None)
     mi = build_input(doc, stories, None)

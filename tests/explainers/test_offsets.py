@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from promptxray.explainers.documents import parse_document, read_prompt_file
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document, read_prompt_file
 from tests.conftest import GOOD_FILES
 
 

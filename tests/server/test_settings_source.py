@@ -23,6 +23,8 @@ PACKAGE = REPO / "client-vscode" / "package.json"
 SERVER_ONLY = {
     "target": "set per document by the Set target command, not a workspace-wide setting",
     "globs": "the client attaches by its own languages and the *.prompt.md pattern",
+    "samples": "an object setting for clients such as Neovim; VS Code users use the "
+    "FILE.samples.yaml sidecar (docs/templates.md)",
 }
 CLIENT_ONLY = {"python": "the interpreter the client starts the server with"}
 CHOICES = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from tests.helpers import F32_NATS
 
 PROMPTS = [

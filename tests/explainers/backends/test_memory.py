@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from promptxray.explainers.backends import base, memory
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
 from promptxray.explainers.methods.attention_rollout import rollout
+from promptxray.explainers.prompt.document import parse_document
 from tests.helpers import F32_NATS, request_for
 
 TEXT = "Once upon a time there was a cat.\nThe cat had a red ball.\nOne day the ball was lost."

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import promptxray.explainers.methods.activation_max  # noqa: F401  (registers the method)
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError, UnsupportedMethodError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from promptxray.explainers.registry import check_supported, get_method
 from tests.helpers import request_for
 

@@ -14,10 +14,10 @@ import promptxray.explainers.methods.counterfactual  # noqa: F401  (registers th
 from promptxray.explainers.backends.base import Backend, PaddedBatch
 from promptxray.explainers.backends.onnx_backend import OnnxBackend, OnnxRunner
 from promptxray.explainers.details import Edit
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from promptxray.explainers.units import group_units
 from tests.helpers import direct_target_logprob, request_for
 

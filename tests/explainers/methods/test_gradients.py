@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from tests.helpers import F32_NATS, request_for
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
+from promptxray.explainers.prompt.document import parse_document
 from tests.helpers import F32_NATS, direct_target_logprob, request_for
 
 PROMPTS = {

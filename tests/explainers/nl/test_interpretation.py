@@ -128,8 +128,8 @@ def test_typed_results_round_trip_and_version_1_still_reads(stories):
 
 
 def test_explain_reports_the_body_and_accepts_a_tokenised_input(stories):
-    from promptxray.explainers.documents import parse_document
     from promptxray.explainers.inputs import build_input
+    from promptxray.explainers.prompt.document import parse_document
 
     text = "---\ntitle: t\n---\n" + STORY
     request = request_for(text, path="x.prompt.md", granularity="word")

@@ -72,8 +72,13 @@ describe('package.json', () => {
     }
   });
 
-  it('activates for its languages and Markdown (for *.prompt.md)', () => {
-    assert.deepEqual(pkg.activationEvents, ['onLanguage:prompt', 'onLanguage:prompty', 'onLanguage:markdown']);
+  it('activates for its languages, Markdown (for *.prompt.md) and Python (prompts in code)', () => {
+    assert.deepEqual(pkg.activationEvents, [
+      'onLanguage:prompt',
+      'onLanguage:prompty',
+      'onLanguage:markdown',
+      'onLanguage:python',
+    ]);
     assert.equal(pkg.main, './out/extension.js');
     assert.equal(pkg.engines.vscode, '^1.85.0');
   });

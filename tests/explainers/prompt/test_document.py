@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from promptxray.explainers.documents import (
-    Message,
-    PromptDocument,
-    decode_prompt_bytes,
-    document_kind,
-    parse_document,
-    read_prompt_file,
-)
 from promptxray.explainers.errors import (
     BinaryFileError,
     DocumentError,
     EmptyPromptError,
     FrontMatterError,
     MissingSampleError,
+)
+from promptxray.explainers.prompt.document import (
+    Message,
+    PromptDocument,
+    decode_prompt_bytes,
+    document_kind,
+    parse_document,
+    read_prompt_file,
 )
 from tests.conftest import DATA, REPO
 
@@ -44,19 +44,21 @@ def check_invariants(doc: PromptDocument) -> None:
     """Literal text equals its file slice; placeholder chars map to their `{{...}}` marker."""
     assert doc.messages
     for msg in doc.messages:
-        assert msg.content == msg.content.strip() and msg.content
+        assert msg.content == msg.content.strip("\n") and msg.content.strip()
         for seg in msg.segments:
             assert seg.text
             assert doc.body_start <= seg.start < seg.end <= len(doc.source)
-            if seg.placeholder is None:
+            if seg.placeholder is None and seg.exact:
                 assert doc.source[seg.start : seg.end] == seg.text
+            elif seg.placeholder is None:
+                assert doc.source[seg.start : seg.end].replace("\r\n", "\n") == seg.text
             else:
                 marker = doc.source[seg.start : seg.end]
                 assert marker.startswith("{{") and marker.endswith("}}")
                 assert marker[2:-2].strip() == seg.placeholder
         spans = msg.char_spans()
         assert len(spans) == len(msg.content)
-        markers = {(s.start, s.end) for s in msg.segments if s.placeholder is not None}
+        markers = {(s.start, s.end) for s in msg.segments if not s.exact or s.placeholder}
         for ch, (start, end) in zip(msg.content, spans, strict=True):
             assert doc.source[start:end] == ch or (start, end) in markers
 
@@ -73,7 +75,7 @@ def test_good_files_keep_exact_offsets(path: Path) -> None:
     [
         ("a.prompty", "prompty"),
         ("A.PROMPTY", "prompty"),
-        ("a.prompt.md", "markdown"),
+        ("a.prompt.md", "copilot"),
         ("notes.md", "markdown"),
         ("a.prompt", "text"),
         ("a.txt", "text"),
@@ -143,7 +145,7 @@ def test_markdown_does_not_fill_placeholders() -> None:
 
 
 def test_text_kind_ignores_front_matter() -> None:
-    doc = parse_document("---\ntitle: x\n---\nhi\n", "a.prompt")
+    doc = parse_document("---\ntitle: x\n---\nhi\n", "a.txt")
     assert doc.front_matter == {} and doc.messages[0].content.startswith("---")
 
 
@@ -190,20 +192,22 @@ def test_prompty_role_order_and_markers() -> None:
         ("system", "preamble"),
         ("user", "User: hi is not a marker"),
         ("assistant", "ok"),
-        ("user", "last 42 {% raw %}K{% endraw %}? {% if x %}y{% endif %}"),
+        ("user", "last 42 {{ keep }}? "),
     ]
 
 
-def test_prompty_without_markers_is_one_user_message() -> None:
+def test_prompty_without_markers_is_one_system_message() -> None:
+    """As the Prompty runtime's parser: text before any role line is a system message."""
     doc = parse_document("---\nname: a\n---\nUser: hello\n", "a.prompty")
     assert not doc.has_roles
-    assert [(m.role, m.content) for m in doc.messages] == [("user", "User: hello")]
+    assert [(m.role, m.content) for m in doc.messages] == [("system", "User: hello")]
 
 
-def test_placeholder_whitespace_is_stripped_consistently() -> None:
+def test_sample_whitespace_is_kept_as_the_runtime_keeps_it() -> None:
+    """The Prompty runtime strips only line breaks around a message, not a value's spaces."""
     doc = parse_document("---\nsample: {a: '  pad  '}\n---\nuser:\n{{a}}\n", "a.prompty")
     check_invariants(doc)
-    assert doc.messages[0].content == "pad"
+    assert doc.messages[0].content == "  pad  "
 
 
 def test_inputs_sample_wins_over_top_level_sample() -> None:
@@ -276,7 +280,7 @@ def test_missing_sample_names_placeholder() -> None:
     with pytest.raises(MissingSampleError) as info:
         load(DATA / "missing_sample.prompty")
     message = str(info.value)
-    assert "{{city}}" in message and ":8:" in message
+    assert "'city'" in message and ":8:" in message
     assert "inputs" in message and "sample" in message
 
 

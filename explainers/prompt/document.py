@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +20,30 @@ from promptxray.explainers.errors import (
     DocumentError,
     EmptyPromptError,
     FrontMatterError,
-    MissingSampleError,
 )
 
-KINDS: tuple[str, ...] = ("text", "markdown", "prompty")
+KINDS: tuple[str, ...] = ("text", "markdown", "prompty", "dotprompt", "copilot", "python", "chat")
+# a chat transcript (the chat front end's own text): a line that is only a role starts a message
+CHAT_ROLE_LINE = re.compile(r"[ \t]*(system|user|assistant)[ \t]*:[ \t]*", re.IGNORECASE)
 BOM = "\ufeff"
-_ROLE_RE = re.compile(r"[ \t]*(system|user|assistant)[ \t]*:[ \t]*", re.IGNORECASE)
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
 _TEXT_CONTROLS = {8, 9, 10, 12, 13, 27}
 
 
 @dataclass
 class Segment:
-    """Model-visible text: literal (`text == source[start:end]`) or a filled `{{name}}` marker."""
+    """Model-visible text and the file span that produced it.
+
+    A literal segment (`placeholder is None` and `exact`) has `text == source[start:end]`, one
+    character per character. Any other segment maps every character to the whole span: a
+    filled variable or template expression (`placeholder` names it), or text a format rewrites
+    (`exact=False`: an escape sequence in code, a line break the engine normalised).
+    """
 
     text: str
     start: int
     end: int
     placeholder: str | None = None
+    exact: bool = True
 
 
 @dataclass
@@ -55,7 +61,7 @@ class Message:
         """One source span per char of `content` (the marker's span for placeholder chars)."""
         spans: list[tuple[int, int]] = []
         for seg in self.segments:
-            if seg.placeholder is not None:
+            if seg.placeholder is not None or not seg.exact:
                 spans.extend([(seg.start, seg.end)] * len(seg.text))
             else:
                 spans.extend((seg.start + i, seg.start + i + 1) for i in range(len(seg.text)))
@@ -72,21 +78,12 @@ class PromptDocument:
     front_matter: dict[str, Any]
     messages: list[Message]
     has_roles: bool
+    samples: dict[str, Any] = field(default_factory=dict)  # the values variables were given
 
 
 def _label(path: str | None) -> str:
     """How errors name the input: the path, `<stdin>` for "-", or a generic phrase."""
     return "<stdin>" if path == "-" else path or "the input"
-
-
-def document_kind(path: str | None) -> str:
-    """The kind a file's name implies: prompty, markdown, or (default) plain text."""
-    name = (path or "").lower()
-    if name.endswith(".prompty"):
-        return "prompty"
-    if name.endswith(".md"):
-        return "markdown"
-    return "text"
 
 
 def decode_prompt_bytes(data: bytes, path: str | None = None) -> str:
@@ -157,45 +154,12 @@ def _front_matter(source: str, pos: int, label: str) -> tuple[dict[str, Any], in
     return data, close[2], True
 
 
-def _sample(front: dict[str, Any], name: str) -> str | None:
-    """The sample value for `{{name}}`: `inputs.<name>.sample`, else `sample.<name>`."""
-    inputs = front.get("inputs")
-    if isinstance(inputs, dict) and isinstance(inputs.get(name), dict) and "sample" in inputs[name]:
-        value = inputs[name]["sample"]
-    elif isinstance(front.get("sample"), dict) and name in front["sample"]:
-        value = front["sample"][name]
-    else:
-        return None
-    return value if isinstance(value, str) else str(value)
+def _segments(source: str, start: int, end: int) -> list[Segment]:
+    """The literal segment of source[start:end], surrounding whitespace stripped."""
+    return strip_segments([Segment(source[start:end], start, end)]) if end > start else []
 
 
-def _segments(
-    source: str, start: int, end: int, front: dict[str, Any] | None, label: str
-) -> list[Segment]:
-    """Segments for source[start:end]; with `front`, `{{name}}` markers are filled in."""
-    segs: list[Segment] = []
-    pos = start
-    if front is not None:
-        for m in _PLACEHOLDER_RE.finditer(source, start, end):
-            name = m.group(1)
-            value = _sample(front, name)
-            if value is None:
-                line = source.count("\n", 0, m.start()) + 1
-                raise MissingSampleError(
-                    f"{label}:{line}: placeholder {{{{{name}}}}} has no sample value; add "
-                    f"`inputs: {{{name}: {{sample: ...}}}}` or `sample: {{{name}: ...}}` "
-                    "to the front matter"
-                )
-            if m.start() > pos:
-                segs.append(Segment(source[pos : m.start()], pos, m.start()))
-            segs.append(Segment(value, m.start(), m.end(), placeholder=name))
-            pos = m.end()
-    if end > pos:
-        segs.append(Segment(source[pos:end], pos, end))
-    return _strip(segs)
-
-
-def _strip(segs: list[Segment]) -> list[Segment]:
+def strip_segments(segs: list[Segment]) -> list[Segment]:
     """Strip leading/trailing whitespace of the joined content, keeping the span invariants."""
     segs = [s for s in segs if s.text]
     while segs and not segs[0].text.strip():
@@ -213,11 +177,11 @@ def _strip(segs: list[Segment]) -> list[Segment]:
 
 
 def _split_roles(source: str, body_start: int) -> list[tuple[str, int, int]]:
-    """Split a Prompty body at lines that are only `system:`/`user:`/`assistant:`."""
+    """Split a chat transcript at lines that are only `system:`/`user:`/`assistant:`."""
     chunks: list[tuple[str, int, int]] = []
     role, chunk_start = "system", body_start
     for start, end, nxt in _lines(source, body_start):
-        m = _ROLE_RE.fullmatch(source, start, end)
+        m = CHAT_ROLE_LINE.fullmatch(source, start, end)
         if m:
             chunks.append((role, chunk_start, start))
             role, chunk_start = m.group(1).lower(), nxt
@@ -225,27 +189,68 @@ def _split_roles(source: str, body_start: int) -> list[tuple[str, int, int]]:
     return chunks
 
 
-def parse_document(source: str, path: str | None = None, kind: str | None = None) -> PromptDocument:
-    """Parse prompt text into messages; only Prompty files get roles and `{{name}}` samples.
+def document_kind(path: str | None, source: str = "") -> str:
+    """The format a file's name (and, for `.prompt`, its first line) implies: a `.prompt` that
+    opens with `---` front matter is Dotprompt, any other `.prompt` plain text."""
+    name = (path or "").lower()
+    if name.endswith(".prompty"):
+        return "prompty"
+    if name.endswith(".prompt.md"):
+        return "copilot"
+    if name.endswith(".prompt"):
+        head = source[1:] if source.startswith(BOM) else source
+        return "dotprompt" if head.split("\n", 1)[0].rstrip("\r") == "---" else "text"
+    if name.endswith(".md"):
+        return "markdown"
+    if name.endswith(".py"):
+        return "python"
+    if name.endswith(".chat"):
+        return "chat"
+    return "text"
 
-    Nothing is evaluated: Jinja statements such as `{% raw %}` stay literal text.
+
+def parse_document(
+    source: str,
+    path: str | None = None,
+    kind: str | None = None,
+    *,
+    samples: Mapping[str, Any] | None = None,
+    line: int | None = None,
+) -> PromptDocument:
+    """Read prompt text into the messages its format's runtime would send, every character
+    mapped to the file. Templates are rendered by their own engines in a sandbox; code is
+    parsed, never run.
+
+    `samples`: values for template variables, over the file's own and its sidecar's
+    (`samples.sidecar_samples`). `line`: which prompt of a code file (1-based; the only one
+    when None).
     """
-    kind = kind or document_kind(path)
+    from promptxray.explainers.prompt import formats
+
+    kind = kind or document_kind(path, source)
     if kind not in KINDS:
         raise DocumentError(f"unknown prompt kind {kind!r}; expected one of {', '.join(KINDS)}")
     label = _label(path)
     if "\x00" in source:  # text that arrived already decoded (an editor buffer) can be binary too
         raise BinaryFileError(f"{label} looks like a binary file (it contains NUL characters)")
     pos = 1 if source.startswith(BOM) else 0
-    front, pos, fenced = ({}, pos, False) if kind == "text" else _front_matter(source, pos, label)
-    chunks = _split_roles(source, pos) if kind == "prompty" else []
-    has_roles = len(chunks) > 1
-    if not has_roles:
-        chunks = [("user", pos, len(source))]
-    fill = front if kind == "prompty" else None
-    messages = [Message(role, _segments(source, s, e, fill, label)) for role, s, e in chunks]
+    if kind in formats.RENDERED:
+        return formats.RENDERED[kind](source, path, label, dict(samples or {}), line)
+    front, pos, fenced = (
+        ({}, pos, False) if kind in ("text", "chat") else _front_matter(source, pos, label)
+    )
+    chunks = _split_roles(source, pos) if kind == "chat" else [("user", pos, len(source))]
+    messages = [Message(role, _segments(source, a, b)) for role, a, b in chunks]
     messages = [m for m in messages if m.segments]
     if not messages:
         where = " after its front matter" if fenced else ""
         raise EmptyPromptError(f"{label} has no prompt text{where}")
-    return PromptDocument(source, kind, pos, front, messages, has_roles)
+    return PromptDocument(source, kind, pos, front, messages, has_roles=len(chunks) > 1)
+
+
+def request_document(request: Any) -> PromptDocument:
+    """The document an `ExplainRequest` is about: its text read as its path's format, with the
+    request's samples and, for a code file, the prompt at its `prompt_line`."""
+    return parse_document(
+        request.text, request.path, samples=request.samples, line=request.prompt_line
+    )

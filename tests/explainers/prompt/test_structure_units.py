@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from promptxray.explainers.documents import parse_document
 from promptxray.explainers.errors import InvalidRequestError
 from promptxray.explainers.explain import explain, prepare
-from promptxray.explainers.structure import STRUCTURE_KINDS, available, parts
+from promptxray.explainers.prompt.document import parse_document
+from promptxray.explainers.prompt.structure import STRUCTURE_KINDS, available, parts
 from promptxray.explainers.types import (
     FIXED_GRANULARITIES,
     GRANULARITIES,
