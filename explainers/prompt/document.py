@@ -166,13 +166,15 @@ def strip_segments(segs: list[Segment]) -> list[Segment]:
         segs.pop(0)
     while segs and not segs[-1].text.strip():
         segs.pop()
-    if segs:  # literal: drop a prefix/suffix of the slice; placeholder: keep the marker span
+    if segs:  # literal: drop a prefix/suffix of the slice; other segments keep their span
         s, text = segs[0], segs[0].text.lstrip()
-        start = s.start if s.placeholder else s.end - len(text)
-        segs[0] = Segment(text, start, s.end, s.placeholder)
+        whole = s.placeholder is not None or not s.exact
+        start = s.start if whole else s.end - len(text)
+        segs[0] = Segment(text, start, s.end, s.placeholder, s.exact)
         s, text = segs[-1], segs[-1].text.rstrip()
-        end = s.end if s.placeholder else s.start + len(text)
-        segs[-1] = Segment(text, s.start, end, s.placeholder)
+        whole = s.placeholder is not None or not s.exact
+        end = s.end if whole else s.start + len(text)
+        segs[-1] = Segment(text, s.start, end, s.placeholder, s.exact)
     return segs
 
 

@@ -287,3 +287,14 @@ def test_missing_sample_names_placeholder() -> None:
 def test_message_helpers() -> None:
     msg = Message("user", [])
     assert msg.content == "" and msg.char_spans() == []
+
+
+def test_stripping_keeps_the_span_of_an_escape_at_either_end() -> None:
+    """A prompt that starts or ends in an escape sequence: the stripped message still maps
+    each escape to its whole source (not to a one-char slice of it)."""
+    code = 'SYSTEM_PROMPT = "  \\u00c9t\\u00e9 is summer, say it in French\\u0021\\n"\n'
+    (message,) = parse_document(code, "a.py").messages
+    assert message.content == "\u00c9t\u00e9 is summer, say it in French!"
+    first, last = message.segments[0], message.segments[-1]
+    assert (first.text, code[first.start : first.end], first.exact) == ("\u00c9", "\\u00c9", False)
+    assert (last.text, code[last.start : last.end], last.exact) == ("!", "\\u0021", False)
