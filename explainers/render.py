@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from promptxray.explainers.nl import NO_EFFECT_NATS, describe
 from promptxray.explainers.nl.figures import finite_score, format_prob, format_signed, short
+from promptxray.explainers.prompt.document import line_col
 from promptxray.explainers.types import Explanation, Span
 
 RESET = "\x1b[0m"
@@ -63,8 +64,8 @@ def _ranked(merged: list[Span]) -> list[Span]:
 
 def _where(source: str, offset: int) -> str:
     """`line:col` (1-based) of a character offset."""
-    line = source.count("\n", 0, offset) + 1
-    return f"{line}:{offset - source.rfind(chr(10), 0, offset)}"  # rfind is -1 on line 1
+    line, col = line_col(source, offset)
+    return f"{line}:{col}"
 
 
 def _mix(rgb: tuple[int, int, int], amount: float) -> tuple[int, int, int]:

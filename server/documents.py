@@ -16,10 +16,10 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument
 
+from promptxray.explainers.prompt.document import document_kind
 from promptxray.explainers.types import ExplainRequest, Explanation, Span
 from promptxray.server.positions import PositionMap
 from promptxray.server.scheduler import Job, JobCancelled, JobResult
-from promptxray.server.settings import CODE_GLOBS
 
 if TYPE_CHECKING:
     from promptxray.server.server import PromptXrayServer
@@ -89,8 +89,7 @@ class Documents:
 
     def is_code(self, uri: str) -> bool:
         """A code file: explained only once the user picks one of its prompts (a lens)."""
-        name = unquote(urlparse(uri).path).rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatch(name, glob) for glob in CODE_GLOBS)
+        return document_kind(unquote(urlparse(uri).path)) == "python"
 
     def on_event(self, uri: str, kind: str) -> None:
         """didOpen / didChange / didSave: explain now, later (debounced) or not at all."""

@@ -139,27 +139,22 @@ class Publisher:
         """A code file: "Explain this prompt" above each prompt found in it (parsed, never
         run); the explained one gets the prompt lenses instead."""
         from promptxray.explainers.errors import DocumentError
-        from promptxray.explainers.prompt.python_prompts import find_prompts
+        from promptxray.explainers.prompt.python_prompts import find_prompts, prompt_at
 
         try:
             prompts = find_prompts(source)
         except DocumentError:
             return []
-        chosen = doc.overrides.get("prompt_line")
+        line = doc.overrides.get("prompt_line")
+        chosen = prompt_at(prompts, line) if isinstance(line, int) else None
         lang = self.ls.settings.language
         lenses: list[types.CodeLens] = []
         for prompt in prompts:
-            if (
-                chosen is not None
-                and prompt.start
-                <= pmap.offset(types.Position(line=chosen - 1, character=0))
-                < max(prompt.end, prompt.start + 1)
-            ) or prompt.line == chosen:
-                lenses += convert.code_lenses(
-                    uri, expl, pmap, prompt.start, doc.status, foils, lang, prompt.line
-                )
-                continue
-            lenses.append(convert.explain_prompt_lens(uri, pmap, prompt.start, prompt.line, lang))
+            start, at = prompt.start, prompt.line
+            if prompt is chosen:  # the one explained: the same rule picks it (formats)
+                lenses += convert.code_lenses(uri, expl, pmap, start, doc.status, foils, lang, at)
+            else:
+                lenses.append(convert.explain_prompt_lens(uri, pmap, start, at, lang))
         return lenses
 
     def hover(self, uri: str, position: types.Position) -> types.Hover | None:

@@ -18,8 +18,6 @@ from promptxray.explainers.types import GRANULARITIES
 
 TRIGGERS = ("onChange", "onSave", "manual")
 DEFAULT_GLOBS = ("*.prompt", "*.prompt.md", "*.prompty", "*.py")
-# code files: their prompts are found by parsing and explained when the user asks (a lens)
-CODE_GLOBS = ("*.py",)
 
 
 @dataclass(frozen=True)

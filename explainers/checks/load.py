@@ -24,7 +24,13 @@ from promptxray.explainers.checks.spec import (
     snippet,
 )
 from promptxray.explainers.errors import PromptXrayError
-from promptxray.explainers.prompt.document import BOM, PromptDocument, document_kind, parse_document
+from promptxray.explainers.prompt.document import (
+    BOM,
+    PromptDocument,
+    document_kind,
+    front_matter_bounds,
+    parse_document,
+)
 from promptxray.explainers.types import GRANULARITIES
 
 
@@ -81,10 +87,9 @@ def load_checks(source: str, path: str | None = None) -> CheckSpec | None:
 def _compose(doc: PromptDocument) -> tuple[yaml.MappingNode, int]:
     """The front matter's YAML node tree (with marks) and where its text starts in the file."""
     source = doc.source
-    first = 1 if source.startswith(BOM) else 0
-    yaml_start = source.index("\n", first) + 1
-    close = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE).search(source, yaml_start)
-    close_start = close.start() if close else doc.body_start
+    bounds = front_matter_bounds(source, 1 if source.startswith(BOM) else 0)
+    assert bounds is not None  # parse_document read the front matter from these very bounds
+    yaml_start, close_start, _ = bounds
     node = yaml.compose(source[yaml_start:close_start], Loader=yaml.SafeLoader)
     assert isinstance(node, yaml.MappingNode)  # parse_document checked it is a mapping
     return node, yaml_start

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from promptxray.explainers.errors import MissingSampleError
-from promptxray.explainers.prompt.document import Segment
+from promptxray.explainers.prompt.document import Segment, where
 
 # ${input:name} / ${input:name:placeholder text} / ${selection}: VS Code's variable syntax
 VARIABLE = re.compile(r"\$\{(?:input:([\w.-]+)(?::([^}]*))?|([A-Za-z][\w:.-]*))\}")
@@ -42,10 +42,8 @@ def segments(
         elif m.group(1) and m.group(2) is not None:
             value = m.group(2)
         else:
-            line = source.count("\n", 0, m.start()) + 1
-            col = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
             raise MissingSampleError(
-                f"{label}:{line}:{col}: {m.group(0)} has no sample value; "
+                f"{where(source, label, m.start())}: {m.group(0)} has no sample value; "
                 + SAMPLE_HINT.format(name=name),
                 m.start(),
             )

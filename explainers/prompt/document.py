@@ -125,21 +125,32 @@ def _lines(source: str, pos: int) -> Iterator[tuple[int, int, int]]:
         pos = nl + 1
 
 
-def _front_matter(source: str, pos: int, label: str) -> tuple[dict[str, Any], int, bool]:
-    """Parse YAML front matter opening at `pos`; return (mapping, body start, present)."""
+def front_matter_bounds(source: str, pos: int) -> tuple[int, int, int] | None:
+    """Where the YAML front matter opening at `pos` is: (its text's start, the closing line's
+    start, the body's start); None when there is none. A `---` never closed is an error."""
     lines = _lines(source, pos)
     first = next(lines, None)
     if first is None or source[first[0] : first[1]] != "---":
-        return {}, pos, False
-    yaml_start = first[2]
+        return None
     close = next((ln for ln in lines if source[ln[0] : ln[1]] in ("---", "...")), None)
     if close is None:
+        return first[2], -1, -1
+    return first[2], close[0], close[2]
+
+
+def _front_matter(source: str, pos: int, label: str) -> tuple[dict[str, Any], int, bool]:
+    """Parse YAML front matter opening at `pos`; return (mapping, body start, present)."""
+    bounds = front_matter_bounds(source, pos)
+    if bounds is None:
+        return {}, pos, False
+    yaml_start, close_start, body_start = bounds
+    if close_start < 0:
         raise FrontMatterError(f"{label}:1: front matter opened with '---' is never closed")
     try:
-        data = yaml.safe_load(source[yaml_start : close[0]])
+        data = yaml.safe_load(source[yaml_start:close_start])
     except yaml.YAMLError as e:
         # At end of stream the context mark (what was left open) is the useful place.
-        text_len = close[0] - yaml_start
+        text_len = close_start - yaml_start
         marks = [getattr(e, "problem_mark", None), getattr(e, "context_mark", None)]
         good = [m.index for m in marks if m is not None and m.index < text_len]
         index = yaml_start + (good[0] if good else max(text_len - 1, 0))
@@ -151,7 +162,18 @@ def _front_matter(source: str, pos: int, label: str) -> tuple[dict[str, Any], in
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise FrontMatterError(f"{label}: front matter must be a YAML mapping, not a {kind}")
-    return data, close[2], True
+    return data, body_start, True
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset of `text`."""
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+def where(text: str, label: str, offset: int) -> str:
+    """`label:line:col` of a character offset: how errors name their place in a file."""
+    line, col = line_col(text, offset)
+    return f"{label}:{line}:{col}"
 
 
 def _segments(source: str, start: int, end: int) -> list[Segment]:

@@ -41,6 +41,7 @@ from promptxray.explainers.errors import (
     TemplateSyntaxError,
     UnsupportedTemplateError,
 )
+from promptxray.explainers.prompt.document import where
 from promptxray.explainers.prompt.source_map import (
     _ID_BASE,
     _OPEN_EXPRESSION,
@@ -277,16 +278,6 @@ def _file_partial(tag: _Tag, inline: set[str]) -> str | None:
 # Errors with their place in the file.
 
 
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def _where(text: str, label: str, offset: int) -> str:
-    line, col = _line_col(text, offset)
-    return f"{label}:{line}:{col}"
-
-
 def _parse_error_tag(source: str) -> tuple[int, str | None]:
     """Where in `source` the engine's parser stops (its tokenizer's place, else the first tag
     that breaks the block structure or does not parse, else an unclosed block's opening
@@ -351,9 +342,9 @@ def _compile(
     except Exception as e:  # the engine's parser raises ValueError, IndexError, RecursionError
         pos, message = _parse_error_tag(source)
         message = message or str(e) or type(e).__name__
-        where = _where(text, label, at + pos)
+        here = where(text, label, at + pos)
         raise TemplateSyntaxError(
-            f"{where}: Handlebars syntax error: {message}{included}",
+            f"{here}: Handlebars syntax error: {message}{included}",
             at + pos if offset is None else offset,
         ) from None
 
@@ -439,21 +430,21 @@ def _load_partials(
 
     def load(name: str, via: _Tag, chain: tuple[str, ...]) -> None:
         offset = at + via.start
-        where = _where(text, label, offset)
+        here = where(text, label, offset)
         if name in chain:
             loop = " → ".join((*chain[chain.index(name) :], name))
-            raise UnsupportedTemplateError(f"{where}: partials include each other: {loop}", offset)
+            raise UnsupportedTemplateError(f"{here}: partials include each other: {loop}", offset)
         if name in out:
             return
         if not _PARTIAL_NAME.fullmatch(name) or ".." in name:
             raise UnsupportedTemplateError(
-                f"{where}: the partial name {name!r} is not a file name in the prompt's "
+                f"{here}: the partial name {name!r} is not a file name in the prompt's "
                 "folder; partials are read only from `_<name>.prompt` next to the prompt",
                 offset,
             )
         if folder is None:
             raise DocumentError(
-                f"{where}: the template includes the partial {name!r}, but the prompt has no "
+                f"{here}: the template includes the partial {name!r}, but the prompt has no "
                 f"folder to read `_{name}.prompt` from (save the file first)",
                 offset,
             )
@@ -461,23 +452,23 @@ def _load_partials(
         path = folder / f"_{name}.prompt"
         if not path.is_file():
             raise DocumentError(
-                f"{where}: the template includes the partial {name!r}, but there is no "
+                f"{here}: the template includes the partial {name!r}, but there is no "
                 f"`_{name}.prompt` in {folder} (Dotprompt reads `{{{{> {name}}}}}` from "
                 f"that file)",
                 offset,
             )
         if path.resolve().parent != root:
             raise UnsupportedTemplateError(
-                f"{where}: `_{name}.prompt` links outside the prompt's folder; partials are "
+                f"{here}: `_{name}.prompt` links outside the prompt's folder; partials are "
                 "read only from the prompt's own folder",
                 offset,
             )
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise DocumentError(f"{where}: cannot read the partial {path}: {e}", offset) from None
+            raise DocumentError(f"{here}: cannot read the partial {path}: {e}", offset) from None
         out[name] = source
-        included = f" (in the partial included at {where})"
+        included = f" (in the partial included at {here})"
         _compile(source, source, 0, str(path), included, offset)
         inner = _scan(source).tags
         _refuse(inner, source, str(path), 0, offset, included)
@@ -503,11 +494,11 @@ def _refuse(
     `offset`: the error's offset when the tags are not in the prompt file itself."""
     for tag in tags:
         kind = _kind(tag)
-        where = _where(text, label, at + tag.start)
+        here = where(text, label, at + tag.start)
         place = at + tag.start if offset is None else offset
         if kind == "partial-block":
             raise UnsupportedTemplateError(
-                f"{where}: partial blocks (`{{{{#> …}}}}`) are not supported; include the "
+                f"{here}: partial blocks (`{{{{#> …}}}}`) are not supported; include the "
                 f"partial with `{{{{> name}}}}`{included}",
                 place,
             )
@@ -516,7 +507,7 @@ def _refuse(
         name = str(_call(_mustache_source(tag))["name"])
         if name in _REFUSED_HELPERS:
             raise UnsupportedTemplateError(
-                f"{where}: `{{{{{tag.body}}}}}` stands for {_REFUSED_HELPERS[name]}: no model "
+                f"{here}: `{{{{{tag.body}}}}}` stands for {_REFUSED_HELPERS[name]}: no model "
                 f"input to explain; remove it to explain the prompt's text{included}",
                 place,
             )
@@ -599,7 +590,7 @@ def render(
                 name = helper.group(1)
                 offset = located(name)
                 raise UnsupportedTemplateError(
-                    f"{_where(text, label, offset)}: the template calls the helper {name!r}, "
+                    f"{where(text, label, offset)}: the template calls the helper {name!r}, "
                     "which Dotprompt does not define (its helpers: "
                     f"{', '.join(sorted(hb._helpers))}; the block helpers if, unless, each, "
                     "with)",
@@ -608,7 +599,7 @@ def render(
             word = re.search(r"#(\w+)|partial (\S+) could not|^(\S+) is not defined", message)
             offset = located(next(g for g in word.groups() if g)) if word else at
             raise TemplateSyntaxError(
-                f"{_where(text, label, offset)}: the template failed to render: {message}",
+                f"{where(text, label, offset)}: the template failed to render: {message}",
                 offset,
             ) from None
         if engine.misses:
@@ -713,7 +704,7 @@ def _missing(path: str, text: str, label: str, located: Callable[[str], int]) ->
     if path.startswith("@") and not path.startswith("@root"):
         offset = located(path[1:].split(".")[0])
         return DocumentError(
-            f"{_where(text, label, offset)}: the template reads the data variable {path!r}, "
+            f"{where(text, label, offset)}: the template reads the data variable {path!r}, "
             "which is not defined there",
             offset,
         )
@@ -721,7 +712,7 @@ def _missing(path: str, text: str, label: str, located: Callable[[str], int]) ->
     top = bits[0] if bits else path
     offset = located(bits[-1] if bits else path)
     return MissingSampleError(
-        f"{_where(text, label, offset)}: the template reads {path!r}, which has no sample "
+        f"{where(text, label, offset)}: the template reads {path!r}, which has no sample "
         f"value; {SAMPLE_HINT.format(name=top)}",
         offset,
     )
@@ -758,7 +749,7 @@ def _split_messages(
     except ValueError as e:
         offset = role_tag(None)
         raise UnsupportedTemplateError(
-            f"{_where(text, label, offset)}: {e}; Dotprompt's roles are system, user and model",
+            f"{where(text, label, offset)}: {e}; Dotprompt's roles are system, user and model",
             offset,
         ) from None
     out: list[tuple[str, MappedText]] = []
@@ -769,7 +760,7 @@ def _split_messages(
         if role not in _ROLES:
             offset = role_tag(role)
             raise UnsupportedTemplateError(
-                f"{_where(text, label, offset)}: a `{role}` message is the answer of a tool the "
+                f"{where(text, label, offset)}: a `{role}` message is the answer of a tool the "
                 "model called, which a prompt to explain cannot hold; use system, user or "
                 "model",
                 offset,

@@ -24,14 +24,51 @@ from promptxray.explainers.prompt.source_map import MappedText, normalize_newlin
 _PROMPTY_SPLIT = re.compile(r"^\s*(?:---|\+\+\+)(.*?)(?:---|\+\+\+)\s*(.+)$", re.S | re.M)
 
 Reader = Callable[[str, str | None, str, dict[str, Any], int | None], PromptDocument]
-
-
-def _messages(parts: list[tuple[str, MappedText]], offsets: list[int]) -> list[Message]:
-    return [Message(role, to_file(m, offsets).segments()) for role, m in parts if m.text.strip()]
+# (normalised text, body start, front matter, samples) -> (body start, [(role, mapped text)])
+Render = Callable[
+    [str, int, dict[str, Any], dict[str, Any]], tuple[int, list[tuple[str, MappedText]]]
+]
 
 
 def _empty(label: str) -> EmptyPromptError:
     return EmptyPromptError(f"{label} has no prompt text after its front matter")
+
+
+def _front_and_samples(
+    source: str,
+    path: str | None,
+    label: str,
+    given: dict[str, Any],
+    file_samples: Callable[[dict[str, Any]], dict[str, Any]],
+) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """The front matter, where the body starts, and the sample values: the file's own, the
+    sidecar's over them, the caller's over both."""
+    front, body_start, _ = _front_matter(source, 1 if source.startswith(BOM) else 0, label)
+    values = sample_values.layered(file_samples(front), sample_values.sidecar_samples(path), given)
+    return front, body_start, values
+
+
+def _read_rendered(
+    kind: str,
+    source: str,
+    path: str | None,
+    label: str,
+    given: dict[str, Any],
+    file_samples: Callable[[dict[str, Any]], dict[str, Any]],
+    render: Render,
+) -> PromptDocument:
+    """A template file rendered by its format's engine on the newline-normalised text (what
+    its runtime reads), the messages mapped back to the file."""
+    front, body_start, values = _front_and_samples(source, path, label, given, file_samples)
+    text, offsets = normalize_newlines(source)
+    body = offsets.index(body_start) if body_start in offsets else len(text)
+    body, parts = render(text, body, front, values)
+    messages = [
+        Message(role, to_file(m, offsets).segments()) for role, m in parts if m.text.strip()
+    ]
+    if not messages:
+        raise _empty(label)
+    return PromptDocument(source, kind, offsets[body], front, messages, len(messages) > 1, values)
 
 
 def read_prompty(
@@ -40,22 +77,16 @@ def read_prompty(
     """A .prompty file, rendered as the Prompty runtime renders it."""
     from promptxray.explainers.prompt import prompty_format
 
-    start = 1 if source.startswith(BOM) else 0
-    front, body_start, _ = _front_matter(source, start, label)
-    text, offsets = normalize_newlines(source)
-    m = _PROMPTY_SPLIT.search(text)
-    body = offsets.index(body_start) if body_start in offsets else len(text)
-    if m is not None and text[: m.start(1)].strip() == "---":
-        body = m.start(2)
-    values = sample_values.layered(
-        prompty_format.file_samples(front), sample_values.sidecar_samples(path), given
-    )
-    _, parts = prompty_format.render(text, body, values, label)
-    messages = _messages(parts, offsets)
-    if not messages:
-        raise _empty(label)
-    return PromptDocument(
-        source, "prompty", offsets[body], front, messages, len(messages) > 1, values
+    def render(
+        text: str, body: int, front: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, MappedText]]]:
+        m = _PROMPTY_SPLIT.search(text)  # the body as the runtime's own loader splits it
+        if m is not None and text[: m.start(1)].strip() == "---":
+            body = m.start(2)
+        return body, prompty_format.render(text, body, values, label)[1]
+
+    return _read_rendered(
+        "prompty", source, path, label, given, prompty_format.file_samples, render
     )
 
 
@@ -65,20 +96,15 @@ def read_dotprompt(
     """A Dotprompt .prompt file, rendered as dotpromptz renders it."""
     from promptxray.explainers.prompt import dotprompt_format
 
-    start = 1 if source.startswith(BOM) else 0
-    front, body_start, _ = _front_matter(source, start, label)
-    text, offsets = normalize_newlines(source)
-    body = offsets.index(body_start) if body_start in offsets else len(text)
-    values = sample_values.layered(
-        dotprompt_format.file_samples(front), sample_values.sidecar_samples(path), given
-    )
     folder = Path(path).resolve().parent if path and path != "-" else None
-    _, parts = dotprompt_format.render(text, body, front, values, label, folder)
-    messages = _messages(parts, offsets)
-    if not messages:
-        raise _empty(label)
-    return PromptDocument(
-        source, "dotprompt", offsets[body], front, messages, len(messages) > 1, values
+
+    def render(
+        text: str, body: int, front: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, MappedText]]]:
+        return body, dotprompt_format.render(text, body, front, values, label, folder)[1]
+
+    return _read_rendered(
+        "dotprompt", source, path, label, given, dotprompt_format.file_samples, render
     )
 
 
@@ -88,10 +114,8 @@ def read_copilot(
     """A Copilot .prompt.md file: one user message, `${input:…}` variables filled."""
     from promptxray.explainers.prompt import copilot_format
 
-    start = 1 if source.startswith(BOM) else 0
-    front, body_start, _ = _front_matter(source, start, label)
-    values = sample_values.layered(
-        copilot_format.file_samples(front), sample_values.sidecar_samples(path), given
+    front, body_start, values = _front_and_samples(
+        source, path, label, given, copilot_format.file_samples
     )
     segs = copilot_format.segments(source, body_start, len(source), values, label)
     segs = strip_segments(segs)

@@ -16,7 +16,7 @@ from promptxray.explainers.errors import (
     TemplateSyntaxError,
     UnsupportedTemplateError,
 )
-from promptxray.explainers.prompt.document import Message
+from promptxray.explainers.prompt.document import where
 from promptxray.explainers.prompt.source_map import (
     Expression,
     MappedText,
@@ -114,11 +114,6 @@ def _tokens(env: Any, body: str) -> tuple[list[Span], list[Expression]]:
     return literals, expressions
 
 
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 def render(
     text: str, body_start: int, samples: Mapping[str, Any], label: str
 ) -> tuple[MappedText, list[tuple[str, MappedText]]]:
@@ -134,11 +129,9 @@ def render(
         env.parse(body)
         literals, expressions = _tokens(env, body)
     except jinja2.TemplateSyntaxError as e:
-        line = (e.lineno or 1) + text.count("\n", 0, body_start)
-        where = _first_tag_on_line(text, line)
-        col = _line_col(text, where)[1]
+        at = _first_tag_on_line(text, (e.lineno or 1) + text.count("\n", 0, body_start))
         raise TemplateSyntaxError(
-            f"{label}:{line}:{col}: Jinja syntax error: {e.message}", where
+            f"{where(text, label, at)}: Jinja syntax error: {e.message}", at
         ) from None
 
     def run(source: str) -> str:
@@ -147,9 +140,8 @@ def render(
         except jinja2.UndefinedError as e:
             name = _undefined_name(str(e.message))
             at = _first_use(text, body_start, name)
-            line, col = _line_col(text, at)
             raise MissingSampleError(
-                f"{label}:{line}:{col}: the template reads {name!r}, which has no sample "
+                f"{where(text, label, at)}: the template reads {name!r}, which has no sample "
                 f"value; {SAMPLE_HINT.format(name=name)}",
                 at,
             ) from None
@@ -216,8 +208,3 @@ def _first_tag_on_line(text: str, line: int) -> int:
     end = len(text) if end < 0 else end
     at = text.find("{", start, end)
     return at if at >= 0 else start
-
-
-def as_messages(parts: list[tuple[str, MappedText]]) -> list[Message]:
-    """`Message`s of mapped contents (spans already into the file)."""
-    return [Message(role, mapped.segments()) for role, mapped in parts if mapped.text]

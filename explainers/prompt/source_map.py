@@ -51,16 +51,25 @@ class Marked:
     literals: dict[int, Span] = field(default_factory=dict)
     expressions: dict[int, Expression] = field(default_factory=dict)
 
+    def add_literal(self, span: Span) -> tuple[str, str]:
+        """Register a literal run; return its opening and closing marks."""
+        ident = self._next_id()
+        self.literals[ident] = span
+        return _OPEN_LITERAL + chr(_ID_BASE + ident), _CLOSE + chr(_ID_BASE + ident)
+
     def add_expression(self, expr: Expression) -> tuple[str, str]:
-        """Register an expression whose marks the caller places itself, inside the engine's
-        own structures, where marks written into the source would change the output (a
-        Handlebars partial alone on its line); return its opening and closing marks."""
+        """Register an expression; return its opening and closing marks. A format may place
+        them itself, inside the engine's own structures, where marks written into the source
+        would change the output (a Handlebars partial alone on its line)."""
+        ident = self._next_id()
+        self.expressions[ident] = expr
+        return _OPEN_EXPRESSION + chr(_ID_BASE + ident), _CLOSE + chr(_ID_BASE + ident)
+
+    def _next_id(self) -> int:
         ident = len(self.literals) + len(self.expressions)
         if ident >= 0xFFFE:
             raise ValueError("template too large to map")
-        self.expressions[ident] = expr
-        code = chr(_ID_BASE + ident)
-        return _OPEN_EXPRESSION + code, _CLOSE + code
+        return ident
 
 
 def mark(source: str, literals: Iterable[Span], expressions: Iterable[Expression]) -> Marked:
@@ -77,10 +86,8 @@ def mark(source: str, literals: Iterable[Span], expressions: Iterable[Expression
             b -= 1
         if a >= b:
             continue
-        ident = len(out.literals) + len(out.expressions)
-        out.literals[ident] = (a, b)
-        code = chr(_ID_BASE + ident)
-        inserts += [(a, 2, _OPEN_LITERAL + code), (b, 0, _CLOSE + code)]
+        opening, closing = out.add_literal((a, b))
+        inserts += [(a, 2, opening), (b, 0, closing)]
     for expr in expressions:
         a, b = expr.start, expr.end
         if expr.strip_before:
@@ -89,12 +96,8 @@ def mark(source: str, literals: Iterable[Span], expressions: Iterable[Expression
         if expr.strip_after:
             while b < len(source) and source[b].isspace():
                 b += 1
-        ident = len(out.literals) + len(out.expressions)
-        out.expressions[ident] = expr
-        code = chr(_ID_BASE + ident)
-        inserts += [(a, 1, _OPEN_EXPRESSION + code), (b, 0, _CLOSE + code)]
-    if len(out.literals) + len(out.expressions) >= 0xFFFE:
-        raise ValueError("template too large to map")
+        opening, closing = out.add_expression(expr)
+        inserts += [(a, 1, opening), (b, 0, closing)]
     inserts.sort(key=lambda t: (t[0], t[1]))
     parts, pos = [], 0
     for at, _, text in inserts:
@@ -114,9 +117,6 @@ class MappedText:
     spans: list[Span | None]
     exact: list[bool]
     names: list[str | None]
-
-    def __len__(self) -> int:
-        return len(self.text)
 
     def slice(self, start: int, end: int) -> MappedText:
         return MappedText(
@@ -210,9 +210,9 @@ def _fill_gaps(mapped: MappedText) -> MappedText:
 
 def unmark(output: str, marked: Marked, source: str) -> MappedText:
     """The engine's output of the marked template, markers removed, with its map: literal
-    characters to their own file characters (a line break the engine normalised to the
-    two-character one it came from), expression output to the expression's tag, and
-    whitespace between marks to the file's whitespace next to the mapped neighbour."""
+    characters to their own characters of `source` (newline-normalised text: `to_file` takes
+    the map on to the file), expression output to the expression's tag, and whitespace
+    between marks to the source's whitespace next to the mapped neighbour."""
     text: list[str] = []
     spans: list[Span | None] = []
     exact: list[bool] = []
@@ -244,9 +244,6 @@ def unmark(output: str, marked: Marked, source: str) -> MappedText:
                 if cur < b and source[cur] == ch:
                     span, is_exact = (cur, cur + 1), True
                     stack[-1][1] = cur + 1
-                elif ch == "\n" and source.startswith("\r\n", cur):
-                    span = (cur, cur + 2)
-                    stack[-1][1] = cur + 2
                 elif cur + 1 < b and source[cur] == "\\" and source[cur + 1] == ch:
                     span, is_exact = (cur + 1, cur + 2), True  # an escape's dropped backslash
                     stack[-1][1] = cur + 2
@@ -273,8 +270,6 @@ def _map_whitespace(
         end = spans[i - 1][1]  # type: ignore[index]
         if source.startswith(text[i], end):
             spans[i], exact[i] = (end, end + 1), True
-        elif text[i] == "\n" and source.startswith("\r\n", end):
-            spans[i] = (end, end + 2)
     for i in range(len(text) - 1, -1, -1):
         if spans[i] is not None or not text[i].isspace() or i + 1 == len(text):
             continue
@@ -326,8 +321,9 @@ def render_mapped(
     values_text: str = "",
     prepare: Callable[[Marked], None] | None = None,
 ) -> MappedText:
-    """Render `source` with `render` (the format's engine) and map its output back to
-    `source`; the output is always exactly the engine's render of `source` itself.
+    """Render `source` (newline-normalised: `normalize_newlines`) with `render` (the format's
+    engine) and map its output back to `source`; the output is always exactly the engine's
+    render of `source` itself.
 
     `values_text`: the sample values (and any other text the engine reads) as text, checked
     for marker characters too. `prepare`: called with the marked template before it is
