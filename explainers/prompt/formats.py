@@ -132,7 +132,10 @@ def read_python(
     """One prompt of a Python file (the one at `line`), found by parsing, never running it."""
     from promptxray.explainers.prompt import python_prompts
 
-    prompts = python_prompts.find_prompts(source)
+    try:
+        prompts = python_prompts.find_prompts(source)
+    except DocumentError as e:  # its message starts `line:col:`; name the file as all others
+        raise DocumentError(f"{label}:{e}", e.offset) from None
     if not prompts:
         raise EmptyPromptError(
             f"{label} has no prompt strings (a string assigned to a name with prompt, system, "

@@ -298,3 +298,9 @@ def test_stripping_keeps_the_span_of_an_escape_at_either_end() -> None:
     first, last = message.segments[0], message.segments[-1]
     assert (first.text, code[first.start : first.end], first.exact) == ("\u00c9", "\\u00c9", False)
     assert (last.text, code[last.start : last.end], last.exact) == ("!", "\\u0021", False)
+
+
+def test_a_syntax_error_in_code_names_the_file_line_and_column() -> None:
+    with pytest.raises(DocumentError) as info:
+        parse_document("PROMPT = (\n  'open'\n", "bad.py")
+    assert str(info.value).startswith("bad.py:1:10: invalid Python syntax:")
