@@ -22,8 +22,8 @@ def parser() -> argparse.ArgumentParser:
         "--backend",
         default="torch",
         choices=list(BACKENDS),
-        help="backend (default torch; replies stream on torch and vllm, and come in one piece "
-        "on onnx; vllm: a model served by vLLM at --endpoint, forward-only methods)",
+        help="backend (default torch; replies stream on torch and openai, and come in one "
+        "piece on onnx; openai: a model behind an OpenAI-compatible server at --endpoint)",
     )
     add_backend_flags(p)
     p.add_argument("--method", default="occlusion", help="explanation method (default occlusion)")
@@ -61,12 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from promptxray.chat_ui.app import build_app
     from promptxray.chat_ui.engine import ChatEngine
     from promptxray.cli.backend_flags import backend_options
+    from promptxray.explainers.backends import REMOTE
     from promptxray.explainers.errors import PromptXrayError
 
-    if args.backend == "vllm" and not args.endpoint:
+    if args.backend in REMOTE and not args.endpoint:
         parser().error(
-            "--backend vllm needs --endpoint URL: the address of a vLLM OpenAI-compatible "
-            "server, e.g. http://127.0.0.1:8000"
+            f"--backend {args.backend} needs --endpoint URL: the address of an "
+            "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"
         )
     try:
         options = backend_options(args)
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.no_effect_threshold,
             options=options,
         )
-        # an unknown method, or one the backend cannot run (a gradient method on vllm): the
+        # an unknown method, or one the backend cannot run (a gradient method on openai): the
         # message names the methods that do run, before anything is served
         engine.check_method(args.method)
     except PromptXrayError as exc:

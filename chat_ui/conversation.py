@@ -146,7 +146,7 @@ def fit_prompt(
     conv, model_input = build(turns, message)
     dropped = 0
     notes: list[str] = []
-    while len(model_input.ids) + max_new > limit and turns:
+    while backend.token_count(model_input.ids) + max_new > limit and turns:
         turns.pop(0)
         dropped += 1
         conv, model_input = build(turns, message)
@@ -155,7 +155,7 @@ def fit_prompt(
             f"the conversation was longer than the model's context ({limit} tokens): "
             f"the oldest {dropped} turn(s) were left out of this reply's prompt"
         )
-    if len(model_input.ids) + max_new > limit:
+    if backend.token_count(model_input.ids) + max_new > limit:
         # Even alone the message is too long: keep its end (binary search on characters).
         lo, hi = 1, len(message)
         best: tuple[Conversation, ModelInput, str] | None = None
@@ -163,7 +163,7 @@ def fit_prompt(
             keep = (lo + hi) // 2
             cut = clean(message[-keep:]) or message[-1]
             c, mi = build([], cut)
-            if len(mi.ids) + max_new <= limit:
+            if backend.token_count(mi.ids) + max_new <= limit:
                 best, lo = (c, mi, cut), keep + 1
             else:
                 hi = keep - 1

@@ -76,7 +76,7 @@ class ChatEngine:
     ) -> None:
         self.model_name = model
         self.backend_name = backend
-        # how the backend is reached and run (the vllm engine; torch's device and dtype):
+        # how the backend is reached and run (the openai server; torch's device and dtype):
         # given to get_backend and to every explanation request
         self.options = options or BackendOptions()
         self.default_method = method
@@ -175,7 +175,7 @@ class ChatEngine:
         backend = self.backend()
         conv = build_conversation(messages)
         model_input = tokenise(conv, backend)
-        room = backend.context_length - len(model_input.ids)
+        room = backend.context_length - backend.token_count(model_input.ids)
         return Prompt(conv, model_input, max_new_tokens=max(1, min(int(max_new_tokens), room)))
 
     def stream(
@@ -248,7 +248,7 @@ class ChatEngine:
             method=method or self.default_method,
             target=None if target_ids else target_text,
             target_ids=target_ids or None,
-            granularity=self.granularity,
+            granularity=granularity_for(backend, self.granularity),
             backend=self.backend_name,
             backend_options=self.options,
             foil=foil,
@@ -335,16 +335,25 @@ class ChatEngine:
         return found
 
 
-def _backend_class(name: str) -> Any:
-    """The Backend subclass serving `name` (for its capability flags), or None."""
-    import importlib
+def granularity_for(backend: Backend, wanted: str) -> str:
+    """The chat's granularity on this backend: a server whose tokenizer is not known has no
+    tokens (words instead), and one that returns text only is sampled by lines."""
+    from promptxray.explainers.backends.capabilities import Scoring
 
-    try:
-        module = importlib.import_module(f"promptxray.explainers.backends.{name}_backend")
-    except ImportError:
-        return None
-    for value in vars(module).values():
-        is_backend = isinstance(value, type) and issubclass(value, Backend)
-        if is_backend and getattr(value, "name", None) == name:
-            return value
-    return None
+    caps = backend.capabilities
+    if caps.scoring is Scoring.TEXT and wanted in ("token", "word"):
+        return "line"
+    if wanted == "token" and not caps.tokenizer:
+        return "word"
+    return wanted
+
+
+def _backend_class(name: str) -> Any:
+    """A stand-in with the best capabilities backend `name` may have (for checking methods
+    before the model loads or the server is reached), or None for an unknown name."""
+    from types import SimpleNamespace
+
+    from promptxray.explainers.backends import best_capabilities
+
+    caps = best_capabilities(name)
+    return None if caps is None else SimpleNamespace(name=name, capabilities=caps)

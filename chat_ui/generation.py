@@ -128,20 +128,21 @@ def stream_reply(
     """Stream the reply to `prompt.ids` token by token, holding `lock` shared. Closing the
     iterator (or setting `stop`) stops the model at its next token.
 
-    A served engine (a backend with `stream_generate`, vLLM) streams its greedy continuation
-    (the engine is asked for no sampling: `temperature` is not used); a transformers model
-    streams through `generate` (greedy at temperature 0, sampled above); any other backend
+    What the backend declares decides: one that samples (a transformers model) streams
+    through `generate` (greedy at temperature 0, sampled above); one that streams (a served
+    engine) streams its greedy continuation (`temperature` is not used); any other backend
     replies in one piece (`whole_reply`)."""
     halt = stop if stop is not None else threading.Event()
     work: Callable[[Callable[[list[int]], None]], None]
-    if callable(getattr(backend, "stream_generate", None)):
+    caps = backend.capabilities
+    if caps.samples:
+        model = backend.model  # a backend that samples has one
+        work = _transformers_work(backend, model, prompt, lock, temperature, halt)
+    elif caps.streams:
         work = _engine_work(backend, prompt, lock, halt)
     else:
-        model = getattr(backend, "model", None)
-        if model is None or not hasattr(model, "generate"):
-            yield from whole_reply(backend, prompt, lock)
-            return
-        work = _transformers_work(backend, model, prompt, lock, temperature, halt)
+        yield from whole_reply(backend, prompt, lock)
+        return
     yield from _stream_events(backend, work, halt)
 
 

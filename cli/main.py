@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 from promptxray.cli.backend_flags import add_backend_flags, backend_options
@@ -39,14 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain why the answer (or --target) rather than this text: every score is "
         "about log P(answer) - log P(foil)",
     )
-    ex.add_argument("--granularity", "-g", default="token", choices=GRANULARITIES)
+    ex.add_argument(
+        "--granularity",
+        "-g",
+        choices=GRANULARITIES,
+        help="default: token (line on a server whose tokenizer is not known here)",
+    )
     ex.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2-135M)")
     ex.add_argument(
         "--backend",
         default="torch",
         choices=BACKENDS,
-        help="onnx: an int8 ONNX Runtime export (made once, on first use); vllm: a model "
-        "served by vLLM at --endpoint (forward-only methods)",
+        help="onnx: an int8 ONNX Runtime export (made once, on first use); openai: a model "
+        "behind any OpenAI-compatible server at --endpoint (vllm: one that must return "
+        "prompt log-probabilities)",
     )
     add_backend_flags(ex)
     ex.add_argument("--max-new-tokens", type=int, default=8, help="length of the generated target")
@@ -103,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with -m occlusion -g auto: print each stage (blocks, lines, refined) to stderr "
         "as soon as it is done; the output is the final result",
+    )
+    ex.add_argument(
+        "--proxy",
+        nargs="?",
+        const="default",
+        metavar="MODEL",
+        help="with --backend openai: a local model (default SmolLM2) explains first, printed "
+        "to stderr; then the server scores only the parts that matter by it, and the result "
+        "says how well the two agree",
+    )
+    ex.add_argument(
+        "--proxy-top",
+        type=int,
+        default=8,
+        metavar="N",
+        help="with --proxy: how many of the proxy's largest parts the server scores (default 8)",
     )
     ex.add_argument(
         "--no-faithfulness",
@@ -193,7 +216,7 @@ def request_from_args(
         path=path,
         method=args.method,
         target=args.target,
-        granularity=args.granularity,
+        granularity=args.granularity or "token",
         model=args.model,
         backend=args.backend,
         max_new_tokens=args.max_new_tokens,
@@ -238,8 +261,17 @@ def run_explain(args: argparse.Namespace) -> int:
         options=request.backend_options,
     )
     progress = _stage_progress(sys.stderr)
+    if backend.capabilities.remote:
+        backend.on_cost = _say  # what each batch costs, said before it is sent
+    if args.granularity is None:  # tokens where the model's are known, else lines
+        request = replace(
+            request, granularity="token" if backend.capabilities.tokenizer else "line"
+        )
     show = _stage_printer(args) if args.stages else None
-    explanation = run_stages(request, backend, progress, on_stage=show)
+    if args.proxy is not None:
+        explanation = _proxy_then_verify(args, request, backend, show, progress)
+    else:
+        explanation = run_stages(request, backend, progress, on_stage=show)
     if show is not None:
         show(explanation)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
@@ -260,6 +292,34 @@ def run_explain(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _proxy_then_verify(
+    args: argparse.Namespace,
+    request: ExplainRequest,
+    server: Any,
+    show: Callable[[Explanation], None] | None,
+    progress: Any,
+) -> Explanation:
+    """--proxy: the local model's explanation first (printed as a stage), then the server's on
+    the parts that matter by it, with their agreement."""
+    from promptxray.explainers.backends import get_backend
+    from promptxray.explainers.proxy_verify import explain_with_proxy
+
+    proxy = get_backend(
+        "torch",
+        None if args.proxy == "default" else args.proxy,
+        trust_remote_code=args.trust_remote_code,
+        progress=_say,
+    )
+    say = show or _stage_printer(args)
+    final: Explanation | None = None
+    for expl in explain_with_proxy(request, server, proxy, args.proxy_top, progress):
+        if expl.stage is not None and not expl.stage.final:
+            say(expl)
+        final = expl
+    assert final is not None
+    return final
 
 
 def _said(expl: Any, args: argparse.Namespace) -> str:

@@ -106,7 +106,7 @@ def explain_stages(
     assert prep.doc is not None
     method = get_method(request.method)
     base = prep.ctx
-    line_units = group_units(prep.source, base.input.tokens, "line")
+    line_units = group_units(prep.source, base.input.tokens, "line", lead_spaces=base.lead_spaces)
     blocks = natural_blocks(prep.doc, base.input.tokens, line_units)
     floor = base.option("refine_floor", REFINE_FLOOR, float, lo=0)
     exact: dict[int, float] = {}  # line index -> its exact removal effect

@@ -72,6 +72,11 @@ class MethodContext:
         return np.asarray(target.sum(axis=1) - foil.sum(axis=1), dtype=np.float64)
 
     @property
+    def lead_spaces(self) -> bool:
+        """The tokens are characters (no tokenizer known): spaces go with the next word."""
+        return not self.backend.capabilities.tokenizer
+
+    @property
     def n_tokens(self) -> int:
         return len(self.input.tokens)
 

@@ -18,6 +18,9 @@ class ScoreKind(str, enum.Enum):
     ESTIMATE = "estimate"  # a signed estimate of that effect (nats, not measured by a removal)
     SALIENCE = "salience"  # an unsigned magnitude (gradient norm, attention): no direction
     ACTIVATION = "activation"  # not about the answer at all (a neuron's activation)
+    # a server that returns text only: the drop in how similar sampled answers stay to the
+    # original answer (0..1) without the span, an estimate with a confidence interval
+    AGREEMENT = "agreement"
 
     def __str__(self) -> str:
         return self.value
@@ -30,7 +33,7 @@ class ScoreKind(str, enum.Enum):
     @property
     def signed(self) -> bool:
         """The sign says which way a span moves the answer (raises or lowers it)."""
-        return self in (ScoreKind.REMOVAL, ScoreKind.ESTIMATE)
+        return self in (ScoreKind.REMOVAL, ScoreKind.ESTIMATE, ScoreKind.AGREEMENT)
 
     @property
     def about_answer(self) -> bool:
@@ -294,3 +297,64 @@ class AnswerCheck:
         if isinstance(made.reference, dict):
             made.reference = _build(ReferenceAnswer, made.reference)
         return made
+
+
+@dataclass
+class PartFigure:
+    """How one span's figure from a server was obtained, where it is not exact: "bound" (the
+    drop is at least the score; `answer`: what the model answers without the span),
+    "estimate" (text only: the 95% interval `low`..`high` of the drop in agreement) or
+    "proxy" (not sent to the server: the local proxy model's figure, a part it found minor)."""
+
+    index: int
+    kind: Literal["bound", "estimate", "proxy"]  # proxy: the local proxy model's figure
+    answer: str | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class RemoteInfo:
+    """An explanation scored by a server (the `openai` backend): which model answered and
+    where, the tier of its figures (`Scoring` values) and why a lesser tier was used, what it
+    cost, and the spans whose figure is a bound or an estimate (all others are exact)."""
+
+    endpoint: str
+    model: str
+    tier: str
+    requests: int = 0
+    tokens_sent: int = 0
+    rate_limited: int = 0
+    tier_note: str | None = None
+    price: float | None = None  # in dollars, when the user set a price per million tokens
+    parts: list[PartFigure] = field(default_factory=list)
+    # text only: the original prompt's own agreement with its greedy answer (95% interval)
+    base_low: float | None = None
+    base_high: float | None = None
+    # --proxy: a local model explained first and chose the parts the server scored
+    proxy: ProxyAgreement | None = None
+
+    def figure(self, index: int) -> PartFigure | None:
+        """The span's figure note, or None when its figure is exact."""
+        return next((p for p in self.parts if p.index == index), None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RemoteInfo:
+        info: RemoteInfo = _build(cls, data)
+        info.parts = [_build(PartFigure, p) if isinstance(p, dict) else p for p in info.parts]
+        if isinstance(info.proxy, dict):
+            info.proxy = _build(ProxyAgreement, info.proxy)
+        return info
+
+
+@dataclass
+class ProxyAgreement:
+    """Proxy, then verify: how a local model's explanation agreed with the server's on the
+    parts the server scored (the proxy's `scored` largest of `total`): Spearman over them
+    and the share of the top 3 both name."""
+
+    model: str
+    scored: int
+    total: int
+    spearman: float | None
+    top_shared: float

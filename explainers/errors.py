@@ -77,9 +77,9 @@ class InvalidRequestError(PromptXrayError):
 
 
 class EngineError(PromptXrayError):
-    """A served engine (the `vllm` backend) cannot be reached or answered with an error; the
+    """A server (the `openai` backend) cannot be reached or answered with an error; the
     message says what to do. `retry`: whether trying again may help; `status`, `detail`: the
-    HTTP answer, if any."""
+    HTTP answer, if any; `retry_after`: the seconds a 429 answer asked to wait."""
 
     def __init__(
         self, message: str, retry: bool = False, status: int = 0, detail: str = ""
@@ -88,6 +88,7 @@ class EngineError(PromptXrayError):
         self.retry = retry
         self.status = status
         self.detail = detail
+        self.retry_after: float | None = None
 
 
 class MemoryLimitError(PromptXrayError):
@@ -121,3 +122,8 @@ def size(n: float) -> str:
         if n >= 1 << shift:
             return f"{n / (1 << shift):.1f} {unit}"
     return f"{int(n)} B"
+
+
+class BudgetError(PromptXrayError):
+    """An explanation would send more requests to a server than the budget allows; the
+    message gives the estimate (requests, tokens, price) before any of that work starts."""

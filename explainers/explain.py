@@ -13,7 +13,9 @@ from promptxray.explainers.answer_check import answer_check_into
 from promptxray.explainers.auto import choose_method
 from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.backends.capabilities import Scoring
 from promptxray.explainers.context import MethodContext
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import ModelInput, build_input
@@ -27,6 +29,7 @@ from promptxray.explainers.registry import (
     check_supported,
     get_method,
 )
+from promptxray.explainers.remote_figures import remote_figures
 from promptxray.explainers.targets import (
     check_context,
     resolve_foil,
@@ -83,6 +86,7 @@ def prepare(
         backend = get_backend(request.backend, request.model, options=request.backend_options)
         if progress:
             progress("load", 1, 1)
+    check_backend_fits(request, backend)
     started = time.perf_counter()
     backend.counters.reset()
 
@@ -109,6 +113,7 @@ def prepare(
             model_input.tokens,
             "line" if request.granularity == "auto" else request.granularity,
             doc=doc,
+            lead_spaces=not backend.capabilities.tokenizer,
         ),
         target_ids=target_ids,
         base_logprobs=base,
@@ -118,6 +123,28 @@ def prepare(
         foil_logprobs=foil_base,
     )
     return backend, Prepared(ctx, doc.source, generated, started, doc.body_start, doc)
+
+
+def check_backend_fits(request: ExplainRequest, backend: Backend) -> None:
+    """InvalidRequestError for what this backend's capabilities cannot give: model tokens
+    without its tokenizer, a foil without exact scores, words from text-only sampling."""
+    caps = backend.capabilities
+    if request.granularity == "token" and not caps.tokenizer:
+        raise InvalidRequestError(
+            f"granularity token needs the tokenizer of {backend.model_id}, which is not known "
+            "here; use word, line or a structure part (or give --model, the served model's "
+            "folder, where the server returns prompt log-probabilities)"
+        )
+    if request.foil is not None and caps.scoring is not Scoring.PROMPT:
+        raise InvalidRequestError(
+            f"a foil (why the answer rather than another) needs exact log-probabilities of a "
+            f"given text; {backend.model_id} offers {caps.scoring.value}"
+        )
+    if caps.scoring is Scoring.TEXT and request.granularity in ("word", "token"):
+        raise InvalidRequestError(
+            f"{backend.model_id} returns text only: each part costs a few sampled answers, "
+            "so explain coarse parts (line, sentence, section, example, message, variable)"
+        )
 
 
 def reference_logprobs(
@@ -204,7 +231,10 @@ def _explain(
     auto = request.granularity == "auto"
     result = _auto_granularity(spec, prep) if auto else spec.fn(prep.ctx)
     faith = None
-    if request.faithfulness and spec.attributes_target:
+    # faithfulness curves combine many variants' figures: only exact ones (a bound or a
+    # sampled estimate per variant would make them meaningless, and cost many requests)
+    exact = backend.capabilities.scoring is Scoring.PROMPT
+    if request.faithfulness and spec.attributes_target and exact:
         method_s = time.perf_counter() - prep.started
         passes = backend.counters.forward_passes
         faith = faithfulness(prep.ctx.score_masks, result.scores_per_unit(prep.ctx.units))
@@ -236,7 +266,8 @@ def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:
 def _auto_level_units(prep: Prepared) -> list[list[int]]:
     """Without refinement: words for prompts up to AUTO_WORD_LIMIT tokens, else lines."""
     tokens = prep.ctx.input.tokens
-    return group_units(prep.source, tokens, "word" if len(tokens) <= AUTO_WORD_LIMIT else "line")
+    level = "word" if len(tokens) <= AUTO_WORD_LIMIT else "line"
+    return group_units(prep.source, tokens, level, lead_spaces=prep.ctx.lead_spaces)
 
 
 def assemble(
@@ -287,11 +318,11 @@ def assemble(
     details: dict[str, Any] = {"chat_template": ctx.input.chat, **result.details}
     if faith is not None:
         metrics.update(faith.metrics())
-    if backend.counters.requests:  # a served engine: what was sent to it
-        details["engine"] = {
-            "requests": backend.counters.requests,
-            "tokens_sent": backend.counters.tokens_sent,
-        }
+    remote = remote_figures(ctx, backend)
+    score_kind = spec.score_kind
+    if backend.capabilities.scoring is Scoring.TEXT:
+        score_kind = ScoreKind.AGREEMENT
+        ablated = None  # not log-probabilities
     return Explanation(
         method=spec.name,
         backend=backend.name,
@@ -308,7 +339,7 @@ def assemble(
         metrics=metrics,
         details=details,
         path=request.path,
-        score_kind=spec.score_kind,
+        score_kind=score_kind,
         body_start=prep.body_start,
         ablated_logprob=ablated,
         hierarchy=result.hierarchy,
@@ -316,6 +347,7 @@ def assemble(
         counterfactuals=result.counterfactuals,
         degraded=result.degraded,
         foil=foil,
+        remote=remote,
     )
 
 

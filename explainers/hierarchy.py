@@ -143,7 +143,7 @@ def line_pass(
     ctx: MethodContext, source: str, spec: MethodSpec
 ) -> tuple[list[list[int]], np.ndarray]:
     """The line units and each line's removal effect by `spec` (one batched call)."""
-    line_units = group_units(source, ctx.input.tokens, "line")
+    line_units = group_units(source, ctx.input.tokens, "line", lead_spaces=ctx.lead_spaces)
     return line_units, _leave_one_out(ctx, spec, line_units, list(range(len(line_units))))
 
 
@@ -160,10 +160,12 @@ def refine(
         raise ValueError(f"method {spec.name!r} does not score units by leave-one-out")
     tokens = ctx.input.tokens
     line_units, line_scores = known if known is not None else line_pass(ctx, source, spec)
-    word_units = group_units(source, tokens, "word")
+    word_units = group_units(source, tokens, "word", lead_spaces=ctx.lead_spaces)
     word_of = {t: w for w, unit in enumerate(word_units) for t in unit}
 
     max_lines = ctx.option("refine_lines", REFINE_LINES, int, lo=0)
+    if not ctx.backend.capabilities.scoring.logprobs:  # text only: words cost samples each
+        max_lines = 0
     max_words = ctx.option("refine_words", REFINE_WORDS, int, lo=0)
     floor = ctx.option("refine_floor", REFINE_FLOOR, float, lo=0)
     share = ctx.option("refine_budget", REFINE_BUDGET, float, lo=0)
@@ -180,7 +182,8 @@ def refine(
     words = [w for li in lines for w in words_in[li]]
     word_scores = dict(zip(words, _leave_one_out(ctx, spec, word_units, words), strict=True))
 
-    multi = [w for w in words if len(word_units[w]) > 1]
+    # without the model's tokenizer the tokens are characters: words are the finest level
+    multi = [w for w in words if len(word_units[w]) > 1 and not ctx.lead_spaces]
     ranked = np.zeros(len(word_units))
     for w, s in word_scores.items():
         ranked[w] = s

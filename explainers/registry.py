@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptxray.explainers.backends.capabilities import Scoring
 from promptxray.explainers.details import Counterfactuals, HierarchyInfo, ScoreKind
 from promptxray.explainers.errors import UnknownMethodError, UnsupportedMethodError
 
@@ -72,6 +73,8 @@ class MethodSpec:
     summary: str
     needs_gradients: bool = False
     needs_attentions: bool = False
+    # the backend's top next tokens and a chosen token's log-probability (counterfactual)
+    needs_next_tokens: bool = False
     # what a span's score means; the wording of sentences follows from it
     score_kind: ScoreKind = ScoreKind.ESTIMATE
     # scores the contrastive quantity log P(target) − log P(foil) when the request has a foil
@@ -103,9 +106,31 @@ class MethodSpec:
         return self.needs_attentions or not self.attributes_target
 
     def runs_on(self, backend: Any) -> bool:
-        if self.needs_gradients and not getattr(backend, "supports_gradients", False):
+        """Whether `backend`'s declared capabilities give what this method needs. A backend
+        whose scores are not all exact log-probabilities (generated-token log-probabilities,
+        text only) runs only leave-one-out methods: each of their scores is one variant's own
+        bound or estimate, which a method combining many variants would blur."""
+        caps = backend.capabilities
+        if not self.leave_one_out and caps.scoring is not Scoring.PROMPT:
             return False
-        return not (self.needs_attentions and not getattr(backend, "supports_attentions", False))
+        return not (
+            (self.needs_gradients and not caps.gradients)
+            or (self.needs_attentions and not caps.attentions)
+            or (self.needs_next_tokens and not (caps.next_tokens or caps.logits))
+        )
+
+    def missing(self, backend: Any) -> str:
+        """What this method needs that `backend` lacks, in words."""
+        caps = backend.capabilities
+        if not self.leave_one_out and caps.scoring is not Scoring.PROMPT:
+            return (
+                f"exact log-probabilities of a given answer (the backend has {caps.scoring.value})"
+            )
+        if self.needs_gradients and not caps.gradients:
+            return "gradients"
+        if self.needs_attentions and not caps.attentions:
+            return "attention weights"
+        return "next-token logits (or a server's top next tokens)"
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -122,6 +147,7 @@ def register(
     summary: str,
     needs_gradients: bool = False,
     needs_attentions: bool = False,
+    needs_next_tokens: bool = False,
     score_kind: ScoreKind | str = ScoreKind.ESTIMATE,
     contrastive: bool = True,
     leave_one_out: bool = False,
@@ -137,6 +163,7 @@ def register(
             summary,
             needs_gradients=needs_gradients,
             needs_attentions=needs_attentions,
+            needs_next_tokens=needs_next_tokens,
             score_kind=ScoreKind(score_kind),
             contrastive=contrastive,
             leave_one_out=leave_one_out,
@@ -214,9 +241,8 @@ def check_supported(spec: MethodSpec, backend: Any) -> None:
     """Raise UnsupportedMethodError naming the methods that do run on this backend."""
     if spec.runs_on(backend):
         return
-    needs = "gradients" if spec.needs_gradients else "attention weights"
     usable = ", ".join(m.name for m in list_methods() if m.runs_on(backend))
     raise UnsupportedMethodError(
-        f"method {spec.name!r} needs {needs}, which the {backend.name} backend does not provide; "
-        f"use the torch backend, or one of: {usable}"
+        f"method {spec.name!r} needs {spec.missing(backend)}, which the {backend.name} backend "
+        f"does not provide; use the torch backend, or one of: {usable}"
     )

@@ -10,7 +10,10 @@ from promptxray.explainers.types import TargetToken
 
 
 def check_context(backend: Backend, prompt_len: int, extra: int) -> None:
-    """Raise ContextLengthError when prompt + target cannot fit the model's context."""
+    """Raise ContextLengthError when prompt + target cannot fit the model's context (a server
+    whose tokens are not known here checks that itself: its refusal is the same error)."""
+    if not backend.capabilities.tokenizer:
+        return
     if prompt_len + extra > backend.context_length:
         raise ContextLengthError(prompt_len, extra, backend.context_length, backend.model_id)
 

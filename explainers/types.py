@@ -18,6 +18,7 @@ from promptxray.explainers.details import (
     FaithfulnessCurves,
     HierarchyInfo,
     Redundancy,
+    RemoteInfo,
     ScoreKind,
     SelfExplanation,
     StageInfo,
@@ -188,6 +189,8 @@ class Explanation:
     answer_check: AnswerCheck | None = None
     # parts found redundant with each other (leave-one-out alone would call them inert)
     redundant: list[Redundancy] = field(default_factory=list)
+    # scored by a server: which model and tier, its cost, the figures that are not exact
+    remote: RemoteInfo | None = None
 
     def __post_init__(self) -> None:
         self.score_kind = _score_kind(self.score_kind, self.method)
@@ -243,6 +246,8 @@ class Explanation:
         ]
         if isinstance(data.get("answer_check"), dict):
             data["answer_check"] = AnswerCheck.from_dict(data["answer_check"])
+        if isinstance(data.get("remote"), dict):
+            data["remote"] = RemoteInfo.from_dict(data["remote"])
         return cls(**data)
 
     @classmethod

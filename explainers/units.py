@@ -22,10 +22,18 @@ if TYPE_CHECKING:
 WORD = re.compile(r"\w+(?:['’]\w+)*|\{\{.*?\}\}|[^\w\s]+")
 
 
-def _anchor(source: str, token: Token) -> int:
-    """First non-whitespace character of the token (its start when it is all whitespace)."""
+def _anchor(source: str, token: Token, lead_spaces: bool = False) -> int:
+    """First non-whitespace character of the token (its start when it is all whitespace;
+    with `lead_spaces`, the next non-space character of its line: characters as tokens,
+    where a space goes with the word after it as a model tokenizer's leading space does)."""
     for i in range(token.start, token.end):
         if not source[i].isspace():
+            return i
+    if lead_spaces and source[token.start] in " \t":
+        i = token.end
+        while i < len(source) and source[i] in " \t":
+            i += 1
+        if i < len(source) and not source[i].isspace():
             return i
     return token.start
 
@@ -46,12 +54,15 @@ def group_units(
     granularity: str,
     *,
     doc: PromptDocument | None = None,
+    lead_spaces: bool = False,
 ) -> list[list[int]]:
     """Lists of token indices, one per unit, in order of first appearance.
 
     `doc`: the parsed document, required for the structure kinds (`structure.STRUCTURE_KINDS`:
     messages and variables exist only in the parsed document); token, word and line units
-    need only `source`. A structure kind the document lacks raises InvalidRequestError."""
+    need only `source`. A structure kind the document lacks raises InvalidRequestError.
+    `lead_spaces`: the tokens are characters (a server whose tokenizer is not known), and
+    spaces go with the word after them."""
     if granularity not in FIXED_GRANULARITIES:
         raise InvalidRequestError(
             f"unknown granularity {granularity!r}; use one of {', '.join(FIXED_GRANULARITIES)}"
@@ -69,7 +80,7 @@ def group_units(
     starts = [s for s, _, _ in keyed]
     units: dict[object, list[int]] = {}
     for token in tokens:
-        at = _anchor(source, token)
+        at = _anchor(source, token, lead_spaces)
         k = bisect.bisect_right(starts, at) - 1
         key: object = ("token", token.index)
         if k >= 0 and keyed[k][0] <= at < keyed[k][1]:

@@ -12,7 +12,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from promptxray.explainers.backends import BACKENDS
-from promptxray.explainers.backends.options import DEVICES, DTYPES, BackendOptions
+from promptxray.explainers.backends.options import (
+    API_KEY_ENV,
+    DEVICES,
+    DTYPES,
+    TIERS,
+    BackendOptions,
+)
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
 from promptxray.explainers.types import GRANULARITIES
 
@@ -41,9 +47,14 @@ class Settings:
     globs: tuple[str, ...] = field(default=DEFAULT_GLOBS)
     # values for template variables a file gives none (over the file's own and its sidecar's)
     samples: dict[str, Any] = field(default_factory=dict)
-    # backend "vllm": the engine (its API key only from $PROMPTXRAY_VLLM_API_KEY, never here)
-    endpoint: str | None = None  # http(s) URL of a vLLM OpenAI-compatible server
-    servedModel: str | None = None  # its --served-model-name (None: the only one it serves)
+    # backend "openai" (and "vllm"): the server; its API key only from the environment
+    # variable keyVariable names ($PROMPTXRAY_API_KEY by default), never from settings
+    endpoint: str | None = None  # http(s) URL of an OpenAI-compatible server
+    servedModel: str | None = None  # the model's name there (None: the only one it serves)
+    keyVariable: str = API_KEY_ENV
+    tier: str = "auto"  # how figures are obtained (auto: the best exact one offered)
+    maxRequests: int | None = None  # per explanation, refused before sending; None: no limit
+    pricePerMillionTokens: float | None = None  # to state what an explanation costs
     concurrency: int = 16  # requests in flight at once
     requestTimeoutSeconds: float = 120.0  # per request
     # backend "torch": where and in what precision the model runs
@@ -55,6 +66,10 @@ class Settings:
         return BackendOptions(
             endpoint=self.endpoint,
             served_model=self.servedModel,
+            api_key_env=self.keyVariable,
+            tier=self.tier,
+            max_requests=self.maxRequests,
+            price_per_mtok=self.pricePerMillionTokens,
             concurrency=self.concurrency,
             timeout_s=self.requestTimeoutSeconds,
             device=self.device,
@@ -98,6 +113,22 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         if isinstance(value, str) and _is_url(value.strip()):
             return value.strip(), None
         return default, f"{bad}: expected an http:// or https:// URL; using none"
+    if name == "keyVariable":
+        if isinstance(value, str) and value and value.replace("_", "").isalnum():
+            return value, None
+        return default, f"{bad}: expected the name of an environment variable; using {default}"
+    if name == "maxRequests":
+        if value is None or value == 0:
+            return None, None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value, None
+        return default, f"{bad}: expected a whole number >= 1 (0: no limit); using no limit"
+    if name == "pricePerMillionTokens":
+        if value is None or value == 0:
+            return None, None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value), None
+        return default, f"{bad}: expected a price >= 0; using none"
     if name in ("maxNewTokens", "debounceMs", "concurrency"):
         ok = isinstance(value, int) and not isinstance(value, bool)
         lo, hi = (0, 60_000) if name == "debounceMs" else (1, 256)
@@ -134,6 +165,7 @@ def _check(name: str, value: Any, default: Any) -> tuple[Any, str | None]:
         "trigger": TRIGGERS,
         "language": LANGUAGES,
         "device": DEVICES,
+        "tier": TIERS,
         "dtype": DTYPES,
     }.get(name, ())
     if name == "method":

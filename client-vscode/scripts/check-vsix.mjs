@@ -124,11 +124,14 @@ check(`${Object.keys(props).length} settings, each described, each choice too, d
   for (const [name, prop] of Object.entries(props)) {
     assert.ok(name.startsWith(`${pkg.name}.`), name);
     assert.ok(prop.description || prop.markdownDescription, `${name} is described`);
-    assert.equal(typeof prop.default, TYPES[prop.type], `${name}: a ${prop.type} default`);
-    if (prop.type === 'integer') {
+    // a nullable number (["integer", "null"]) may default to null: "not set"
+    const types = [prop.type].flat();
+    const unset = prop.default === null && types.includes('null');
+    assert.ok(unset || types.some((t) => typeof prop.default === TYPES[t]), `${name}: a ${types.join(' or ')} default`);
+    if (types.includes('integer') && !unset) {
       assert.ok(Number.isInteger(prop.default), name);
     }
-    if (prop.minimum !== undefined || prop.maximum !== undefined) {
+    if (!unset && (prop.minimum !== undefined || prop.maximum !== undefined)) {
       assert.ok(prop.default >= (prop.minimum ?? -Infinity) && prop.default <= (prop.maximum ?? Infinity), name);
     }
     if (prop.enum) {
@@ -138,12 +141,16 @@ check(`${Object.keys(props).length} settings, each described, each choice too, d
       assert.ok(prop.enumDescriptions.every((d) => d.trim()), `${name}: no empty description`);
     }
   }
-  // the prompts go to the endpoint: only a user (machine) setting may name it
+  // the prompts go to the endpoint, with the key keyVariable names: only a user (machine)
+  // setting may name either; no setting holds a key itself
   assert.equal(props[`${pkg.name}.endpoint`].scope, 'machine');
+  assert.equal(props[`${pkg.name}.keyVariable`].scope, 'machine');
+  assert.ok(!Object.keys(props).some((k) => /api.?key|secret|password/i.test(k)), 'no setting holds a key');
   const trust = pkg.capabilities.untrustedWorkspaces;
   assert.equal(trust.supported, 'limited');
   assert.ok(trust.restrictedConfigurations.every((name) => name in props), 'restricted settings exist');
   assert.ok(trust.restrictedConfigurations.includes(`${pkg.name}.endpoint`));
+  assert.ok(trust.restrictedConfigurations.includes(`${pkg.name}.keyVariable`));
 });
 
 check('semantic token types and modifiers, with a colour for every combination', () => {

@@ -100,7 +100,7 @@ export class Server {
   }
 
   /** Trust changes the interpreter (the Python extension's may now be used), the working folder
-   * and the workspace values of python, model and endpoint: start afresh. */
+   * and the workspace values of python, model, endpoint and keyVariable: start afresh. */
   async onTrustGranted(): Promise<void> {
     this.config.reload();
     this.output.info('The workspace is now trusted: restarting the server with its settings');

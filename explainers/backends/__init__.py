@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from promptxray.explainers.backends.base import Backend
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.backends.options import BackendOptions
-from promptxray.explainers.errors import InvalidRequestError, ModelLoadError, first_line
+from promptxray.explainers.errors import InvalidRequestError, ModelLoadError
 
-BACKENDS = ("torch", "onnx", "vllm")
+# "vllm" is the openai backend insisting on its prompt-log-probability tier
+BACKENDS = ("torch", "onnx", "openai", "vllm")
+REMOTE = ("openai", "vllm")
 _CACHE: dict[tuple[str, str, bool, BackendOptions], Backend] = {}
 _LOCK = threading.Lock()
 
@@ -26,8 +30,9 @@ def get_backend(
 
     For `onnx`, `model` may be an export folder (with manifest.json); otherwise the model's
     int8 export in the cache is used, and made on first use (about a minute for SmolLM2).
-    For `vllm`, `options.endpoint` names the engine and `model` the folder of the served
-    model's tokenizer (None: the default model's)."""
+    For `openai` (and `vllm`), `options.endpoint` names the server and `model` the local
+    folder of the served model's tokenizer (None: the default model's), used only where the
+    server returns prompt log-probabilities (openai_connect.py)."""
     if name not in BACKENDS:
         raise InvalidRequestError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     options = relevant_options(name, options or BackendOptions())
@@ -40,11 +45,11 @@ def get_backend(
 
 def relevant_options(name: str, options: BackendOptions) -> BackendOptions:
     """Only the options that change what backend `name` loads or connects to (the key it is
-    cached under): the engine for vllm, device and dtype for torch, none for onnx."""
+    cached under): the server's for openai, device and dtype for torch, none for onnx."""
     if name == "torch":
         return BackendOptions(device=options.device, dtype=options.dtype)
-    if name == "vllm":
-        return options
+    if name in REMOTE:
+        return replace(options, device="auto", dtype="auto")
     return BackendOptions()
 
 
@@ -65,8 +70,10 @@ def _load(
         return TorchBackend(
             load_model(model, trust_remote_code, progress, options.device, options.dtype)
         )
-    if name == "vllm":
-        return _load_vllm(model, trust_remote_code, progress, options)
+    if name in REMOTE:
+        from promptxray.explainers.backends.openai_connect import connect
+
+        return connect(name, model, trust_remote_code, progress, options)
     from promptxray.explainers.backends.onnx_backend import OnnxBackend
     from promptxray.explainers.models.loading import resolve_model_path
     from promptxray.explainers.models.onnx_cache import (
@@ -101,25 +108,22 @@ def _load(
         return OnnxBackend(folder)
 
 
-def _load_vllm(
-    model: str | None,
-    trust_remote_code: bool,
-    progress: Callable[[str], None] | None,
-    options: BackendOptions,
-) -> Backend:
-    """Connect to the engine with the served model's tokenizer from a local folder."""
-    from transformers import AutoTokenizer
+def best_capabilities(name: str) -> Capabilities | None:
+    """What backend `name` offers at best, without loading a model or connecting (a front end
+    checks a method with it before anything loads): a server's richest tier for `openai`."""
+    import importlib
 
-    from promptxray.explainers.backends.vllm_backend import VllmBackend
-    from promptxray.explainers.models.loading import resolve_model_path
-
-    path, model_id = resolve_model_path(model, progress)
+    where = {
+        "torch": ("torch_backend", "TorchBackend"),
+        "onnx": ("onnx_backend", "OnnxBackend"),
+        "openai": ("openai_prompt", "PromptLogprobsBackend"),
+        "vllm": ("openai_prompt", "PromptLogprobsBackend"),
+    }.get(name)
+    if where is None:
+        return None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load the tokenizer of {model_id}: {first_line(exc)}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"{model_id} has no fast tokenizer; offsets need one")
-    if progress:
-        progress(f"connecting to the vLLM engine at {options.endpoint}")
-    return VllmBackend(tokenizer, options, model_id)
+        module = importlib.import_module(f"promptxray.explainers.backends.{where[0]}")
+    except ImportError:  # an optional dependency (onnxruntime, torch) is missing
+        return None
+    caps: Capabilities = getattr(module, where[1]).capabilities
+    return caps

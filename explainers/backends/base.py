@@ -12,10 +12,14 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+
+from promptxray.explainers.backends.capabilities import Capabilities
+from promptxray.explainers.details import RemoteInfo
+from promptxray.explainers.errors import UnsupportedMethodError
 
 T = TypeVar("T")
 
@@ -57,6 +61,21 @@ class Counters:
         self.sequences = 0
         self.requests = 0
         self.tokens_sent = 0
+
+
+@dataclass
+class ScoreNote:
+    """How a backend obtained one variant's figure, where it may not be exact (a server's
+    chat tiers): "exact", "bound" (an upper bound on the answer's log-probability; `answer`:
+    what the model answers instead) or "estimate" (text only: `samples`' similarities to the
+    answer, their mean the figure, `low`..`high` its 95% interval)."""
+
+    kind: str
+    answer: str | None = None
+    requests: int = 0
+    low: float | None = None
+    high: float | None = None
+    samples: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -105,8 +124,8 @@ class Backend(ABC):
     """A loaded model behind the operations explainers need. Subclasses run padded batches."""
 
     name: str = "base"
-    supports_gradients: bool = False
-    supports_attentions: bool = False
+    # what this backend can do: methods and front ends ask this, never `name`
+    capabilities: Capabilities = Capabilities()
     max_batch_tokens: int = 4096
     # whether variants of a reference prompt run only their suffixes after the prefix they
     # share with it (`_score_after_prefix`); False: plain padded batches
@@ -178,6 +197,10 @@ class Backend(ABC):
     def piece(self, token_id: int) -> str:
         """The model's own text for one token (for display next to the user's text)."""
         return self.decode([token_id])
+
+    def token_count(self, ids: Sequence[int]) -> int:
+        """How many of the model's tokens `ids` are (what counts against its context)."""
+        return len(ids)
 
     def eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -375,13 +398,59 @@ class Backend(ABC):
         """Estimated peak bytes one row of a forward needs (backends refine this)."""
         return 64 * 1024 * width
 
+    def score_note(self, ids: Sequence[int], target: Sequence[int]) -> ScoreNote | None:
+        """How the figure of variant `ids` was obtained, where it may not be exact (None: an
+        exact log-probability, as on every backend with `Scoring.PROMPT`)."""
+        return None
+
+    def remote_info(self) -> RemoteInfo | None:
+        """For a backend behind a server: which model answered, where, the tier and the
+        cost so far (None: a model run here)."""
+        return None
+
+    # --- next tokens (counterfactual edits, foil candidates) -----------------------------------
+    def next_token_logits(self, batch: PaddedBatch, keep: int | Sequence[int]) -> np.ndarray:
+        """Logits [B, K, vocab] of a left-padded batch at the kept positions (an int: the
+        last K; a sequence: those positions). Backends with `capabilities.logits` implement
+        it; the others raise UnsupportedMethodError."""
+        raise UnsupportedMethodError(
+            f"this needs next-token logits, which the {self.name} backend does not expose; "
+            "use the torch or onnx backend, or occlusion"
+        )
+
+    def logits_at(self, ids: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """Logits [len(positions), V] of one unpadded sequence, read at the given positions."""
+        out = self.next_token_logits(left_pad([list(ids)], self.pad_id), list(positions))[0]
+        self.counters.forward_passes += 1
+        self.counters.sequences += 1
+        return np.asarray(out)
+
     def top_tokens(self, ids: Sequence[int], positions: Sequence[int], k: int) -> list[list[int]]:
         """The k most likely next tokens after each of `positions` of one sequence (best
-        first), from one forward (backends exposing logits: torch, onnx; vllm has its own)."""
-        from promptxray.explainers.methods.counterfactual import logits_at
-
-        logits = logits_at(self, ids, positions)
+        first), from one forward (a served engine answers from its own top log-probs)."""
+        logits = self.logits_at(ids, positions)
         return [[int(t) for t in np.argsort(-row, kind="stable")[:k]] for row in logits]
+
+    def next_token_choice(
+        self, rows: Sequence[Sequence[int]], token: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each row, the greedy next token and the log-probability of `token` there
+        (left-padded batches, like target_logprobs; the [B, V] logits are not kept)."""
+        greedy: list[np.ndarray] = []
+        logp: list[np.ndarray] = []
+        for chunk in self._chunks(rows):
+            batch = left_pad([rows[i] for i in chunk], self.pad_id)
+            last = self.next_token_logits(batch, 1)[:, -1, :]
+            greedy.append(last.argmax(axis=-1))
+            logp.append(log_softmax(last)[:, token])
+            self.counters.forward_passes += 1
+            self.counters.sequences += len(chunk)
+        return np.concatenate(greedy), np.concatenate(logp)
+
+    def stream_generate(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[list[int]]:
+        """The greedy continuation in pieces of new token ids (backends with
+        `capabilities.streams` yield them as the model makes them; here, in one piece)."""
+        yield self.generate(ids, max_new_tokens)
 
     @abstractmethod
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
@@ -390,3 +459,10 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
         """Greedy continuation of `ids` (new tokens only, stopping after an end-of-sequence)."""
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-softmax over the last axis, in float64."""
+    x = logits.astype(np.float64)
+    top = x.max(axis=-1, keepdims=True)
+    return np.asarray(x - top - np.log(np.exp(x - top).sum(axis=-1, keepdims=True)))

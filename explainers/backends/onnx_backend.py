@@ -29,6 +29,7 @@ from promptxray.explainers.backends.base import (
     ProgressFn,
     closest_kept,
 )
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.backends.threads import default_threads
 from promptxray.explainers.errors import ModelLoadError, first_line
 from promptxray.explainers.models.onnx_cache import (
@@ -230,6 +231,7 @@ class OnnxBackend(Backend):
     """An exported model folder (model.onnx, tokenizer, manifest.json) run by ONNX Runtime."""
 
     name = "onnx"
+    capabilities = Capabilities(logits=True)
     # the logits graph returns logits for every position: keep its padded batches small
     # ([B*L, vocab] floats); the explain graph reads them only at the target's positions
     max_batch_tokens = 1024
@@ -303,8 +305,12 @@ class OnnxBackend(Backend):
         return rows
 
     # --- scoring -----------------------------------------------------------------------------
-    def _logits(self, batch: PaddedBatch) -> np.ndarray:
-        return self.runner.logits(batch)
+    def next_token_logits(self, batch: PaddedBatch, keep: int | Sequence[int]) -> np.ndarray:
+        """Logits [B, K, V] at the kept positions, read from every position's logits."""
+        logits = np.asarray(self.runner.logits(batch))
+        if isinstance(keep, int):
+            return logits[:, -keep:, :]
+        return logits[:, np.asarray(list(keep), dtype=np.int64), :]
 
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
         return self.runner.logprobs(batch, target)

@@ -14,6 +14,7 @@ import torch
 
 from promptxray.explainers.backends import memory
 from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, memory_budget
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.backends.packed import PackedLlama, supports_packed
 from promptxray.explainers.backends.torch_attention import AttentionReading
 from promptxray.explainers.backends.torch_prefix import PrefixCache
@@ -25,8 +26,9 @@ class TorchBackend(AttentionReading, Backend):
     """A transformers model in fp32 on the CPU (or wherever it was loaded)."""
 
     name = "torch"
-    supports_gradients = True
-    supports_attentions = True
+    capabilities = Capabilities(
+        streams=True, samples=True, gradients=True, attentions=True, logits=True
+    )
 
     def __init__(self, loaded: LoadedModel) -> None:
         config = loaded.model.config
@@ -212,6 +214,17 @@ class TorchBackend(AttentionReading, Backend):
         return gather_logprobs(out.logits, target).double().cpu().numpy()
 
     @torch.inference_mode()
+    def next_token_logits(self, batch: PaddedBatch, keep: int | Sequence[int]) -> np.ndarray:
+        """Logits [B, K, V] at the kept positions (the last K, or the positions listed)."""
+        kept: Any = (
+            keep
+            if isinstance(keep, int)
+            else torch.tensor(list(keep), dtype=torch.long, device=self.device)
+        )
+        with torch.inference_mode():
+            out = self.model(**self._tensors(batch), logits_to_keep=kept, use_cache=False)
+        return np.asarray(out.logits.float().cpu().numpy())
+
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
         if max_new_tokens <= 0:
             return []

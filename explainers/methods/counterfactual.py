@@ -12,16 +12,14 @@ backends (both removal and replacement; any backend that exposes next-token logi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from promptxray.explainers.backends.base import Backend, PaddedBatch, left_pad
 from promptxray.explainers.context import MethodContext
 from promptxray.explainers.details import Counterfactuals, ScoreKind
-from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.registry import MethodResult, register
 
 
@@ -31,81 +29,6 @@ class Edit:
 
     unit: int
     replacement: int | None = None
-
-
-def _logits_runner(backend: Backend) -> Callable[[PaddedBatch, Any], np.ndarray]:
-    """run(batch, keep) -> logits [B, K, V] at the kept positions (an int: the last K; or a list
-    of positions) for this backend, or UnsupportedMethodError."""
-    if backend.name == "torch":  # imported only here: an ONNX-only set-up may lack torch
-        import torch
-
-        from promptxray.explainers.backends.torch_backend import TorchBackend
-
-        assert isinstance(backend, TorchBackend)
-        tb = backend
-
-        def run_torch(batch: PaddedBatch, keep: Any) -> np.ndarray:
-            if not isinstance(keep, int):
-                keep = torch.tensor(list(keep), dtype=torch.long, device=tb.device)
-            with torch.inference_mode():
-                out = tb.model(**tb._tensors(batch), logits_to_keep=keep, use_cache=False)
-            return np.asarray(out.logits.float().cpu().numpy())
-
-        return run_torch
-    raw = getattr(backend, "_logits", None)  # the ONNX backend: logits at every position
-    if callable(raw):
-
-        def run_full(batch: PaddedBatch, keep: Any) -> np.ndarray:
-            logits = np.asarray(raw(batch))
-            if isinstance(keep, int):
-                return logits[:, -keep:, :]
-            return logits[:, np.asarray(list(keep), dtype=np.int64), :]
-
-        return run_full
-    raise UnsupportedMethodError(
-        f"method 'counterfactual' needs next-token logits, which the {backend.name} backend "
-        "does not expose; use the torch or onnx backend, or occlusion"
-    )
-
-
-def _served(backend: Backend) -> Any:
-    """A served engine's own next-token primitives (the vllm backend), or None."""
-    return backend if callable(getattr(backend, "next_token_choice", None)) else None
-
-
-def next_token_choice(
-    backend: Backend, rows: Sequence[Sequence[int]], token: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, the greedy next token and the log-probability of `token` there
-    (left-padded batches, like target_logprobs; the [B, V] logits are not kept)."""
-    served = _served(backend)
-    if served is not None:
-        return served.next_token_choice(rows, token)
-    run = _logits_runner(backend)
-    greedy: list[np.ndarray] = []
-    logp: list[np.ndarray] = []
-    for chunk in backend._chunks(rows):
-        batch = left_pad([rows[i] for i in chunk], backend.pad_id)
-        last = run(batch, 1)[:, -1, :]
-        greedy.append(last.argmax(axis=-1))
-        logp.append(log_softmax(last)[:, token])
-        backend.counters.forward_passes += 1
-        backend.counters.sequences += len(chunk)
-    return np.concatenate(greedy), np.concatenate(logp)
-
-
-def logits_at(backend: Backend, ids: Sequence[int], positions: Sequence[int]) -> np.ndarray:
-    """Logits [len(positions), V] of one unpadded sequence, read at the given positions."""
-    out = _logits_runner(backend)(left_pad([list(ids)], backend.pad_id), list(positions))[0]
-    backend.counters.forward_passes += 1
-    backend.counters.sequences += 1
-    return out
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    x = logits.astype(np.float64)
-    top = x.max(axis=-1, keepdims=True)
-    return x - top - np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
 
 
 def alternatives(ctx: MethodContext, units: Sequence[int], k: int) -> dict[int, list[int]]:
@@ -119,13 +42,9 @@ def alternatives(ctx: MethodContext, units: Sequence[int], k: int) -> dict[int, 
         return {u: [] for u in units}
     banned = set(ctx.backend.eos_ids()) | {ctx.backend.pad_id}
     banned |= {int(t) for t in getattr(ctx.backend.tokenizer, "all_special_ids", [])}
-    served = _served(ctx.backend)
-    if served is not None:  # the engine's own top tokens (up to its --max-logprobs)
-        tops = served.top_tokens(ctx.input.ids, [p - 1 for p in usable], k + len(banned) + 1)
-        ranking = {p: np.asarray(top) for p, top in zip(usable, tops, strict=True)}
-    else:
-        logits = logits_at(ctx.backend, ctx.input.ids, [p - 1 for p in usable])
-        ranking = {p: np.argsort(-logits[i]) for i, p in enumerate(usable)}
+    # the backend's own top tokens (a served engine: up to its --max-logprobs)
+    tops = ctx.backend.top_tokens(ctx.input.ids, [p - 1 for p in usable], k + len(banned) + 1)
+    ranking = {p: np.asarray(top) for p, top in zip(usable, tops, strict=True)}
     out: dict[int, list[int]] = {}
     for u, p in firsts.items():
         if p == 0:
@@ -229,6 +148,7 @@ def describe(
     "the smallest edits (remove a unit or swap in a likely alternative) that change the "
     "model's greedy answer, verified by regenerating",
     score_kind=ScoreKind.REMOVAL,
+    needs_next_tokens=True,
 )
 def counterfactual(ctx: MethodContext) -> MethodResult:
     """Options: alternatives (3) replacement tokens per unit, 0 for removal only; max_units (8)
@@ -240,8 +160,6 @@ def counterfactual(ctx: MethodContext) -> MethodResult:
     limit = ctx.option("limit", 5, int, lo=1)
     max_candidates = ctx.option("max_candidates", 512, int, lo=1)
     backend = ctx.backend
-    if _served(backend) is None:
-        _logits_runner(backend)  # fail early on a backend without logits
 
     n = len(ctx.units)
     scores = ctx.base_score - ctx.score_masks(~np.eye(n, dtype=bool))
@@ -257,7 +175,7 @@ def counterfactual(ctx: MethodContext) -> MethodResult:
     for size in range(1, min(max_edits, len(ranked)) + 1):
         sets = candidates(ranked, options, size, max_candidates)
         rows = [apply_edits(ctx, edits) for edits in sets]
-        greedy, first_logp = next_token_choice(backend, rows, first)
+        greedy, first_logp = backend.next_token_choice(rows, first)
         checked += len(sets)
         if ctx.progress:
             ctx.progress(size, min(max_edits, len(ranked)))

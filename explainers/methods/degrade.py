@@ -40,7 +40,7 @@ def source_of(ctx: MethodContext) -> str:
 
 def line_occlusion(ctx: MethodContext, error: MemoryLimitError, method: str) -> MethodResult:
     """Leave-one-out over the prompt's lines, spread over their tokens, with the reason."""
-    lines = group_units(source_of(ctx), ctx.input.tokens, "line")
+    lines = group_units(source_of(ctx), ctx.input.tokens, "line", lead_spaces=ctx.lead_spaces)
     fallback = get_method(DEGRADED_TO)
     line_scores = fallback.fn(replace(ctx, units=lines)).scores_per_unit(lines)
     token_scores = np.zeros(ctx.n_tokens)

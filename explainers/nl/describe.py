@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.nl.auto_text import auto_reason, pruning_lines
 from promptxray.explainers.nl.figures import (
     FIGURES,
@@ -19,6 +20,7 @@ from promptxray.explainers.nl.figures import (
     stated_metrics,
 )
 from promptxray.explainers.nl.redundancy_text import redundancy_lines
+from promptxray.explainers.nl.remote_text import remote_line
 from promptxray.explainers.nl.summary_text import NO_EFFECT_NATS, answer_note, no_effect
 from promptxray.explainers.nl.tables import quote, quote_short, templates
 from promptxray.explainers.types import Explanation, Span
@@ -43,8 +45,11 @@ def describe_facts(
     spans = expl.spans
     max_abs = max((abs(finite_score(s.score)) for s in spans), default=0.0)
     quiet = set(no_effect(expl, threshold))
+    bounds = {p.index for p in expl.remote.parts if p.kind == "bound"} if expl.remote else set()
     effective = [
-        _span_fact(s) for i, s in enumerate(spans) if i not in quiet and finite_score(s.score)
+        _span_fact(s) | {"bound": i in bounds}
+        for i, s in enumerate(spans)
+        if i not in quiet and finite_score(s.score)
     ]
     silent = [s for i, s in enumerate(spans) if i in quiet]
     effective.sort(key=lambda s: (-abs(s["score"]), s["start"]))  # strongest first
@@ -91,7 +96,10 @@ def _items(t: dict[str, str], facts: dict[str, Any], spans: list[dict[str, Any]]
             key = ("removal_pos" if s["score"] > 0 else "removal_neg") + more
             if facts["contrast"] is not None:
                 key += "_contrast"
-            parts.append(t[key].format(span=span, value=format_value(abs(s["score"]))))
+            value = format_value(abs(s["score"]))
+            if s.get("bound"):  # a server's lower bound on the drop, said as one
+                value = t["at_least"].format(value=value)
+            parts.append(t[key].format(span=span, value=value))
         else:
             value = format_signed(s["score"])
             parts.append(
@@ -159,8 +167,9 @@ def describe(
     asked, its own account."""
     t = templates(lang)
     facts = describe_facts(expl, top, threshold)
+    head = "target_sampled" if expl.score_kind is ScoreKind.AGREEMENT else "target"
     lines = [
-        t["target"].format(
+        t[head].format(
             target=quote(t, facts["target_text"]),
             prob=format_prob(facts["target_prob"]),
             logprob=format_value(facts["target_logprob"]),
@@ -228,6 +237,9 @@ def describe(
             )
         )
     lines.append(_faithfulness(t, facts))
+    source = remote_line(expl, lang, brief=False)
+    if source:
+        lines.append(source)
     note = answer_note(expl, lang)
     if note:
         lines.insert(1 if expl.degraded else 0, note)

@@ -34,6 +34,8 @@ STAGE_TEMPLATES: dict[str, dict[str, str]] = {
         "name_final": "final",
         "exact": "exact",
         "approximate": "{precision} ±{error} nats",
+        "name_proxy": "proxy",
+        "on_proxy": "by the proxy {model}, not the server's model",
         "units_block": "blocks",
         "units_line": "lines",
         "units_mixed": "parts (lines, and blocks still whole)",
@@ -78,6 +80,8 @@ STAGE_TEMPLATES: dict[str, dict[str, str]] = {
         "name_final": "最终",
         "exact": "精确",
         "approximate": "{precision} ±{error} nats",
+        "name_proxy": "代理",
+        "on_proxy": "由代理模型 {model} 计算，非服务器模型",
         "units_block": "个块",
         "units_line": "行",
         "units_mixed": "个部分（行，以及尚未拆分的块）",
@@ -129,7 +133,9 @@ def stage_tag(expl: Explanation, lang: str = "en") -> str:
         return ""
     t = _table(lang)
     fidelity = stage.fidelity
-    if fidelity.exact:
+    if stage.name == "proxy":  # --proxy: a local model's figures, before the server's
+        said = t["on_proxy"].format(model=expl.model)
+    elif fidelity.exact:
         said = t["exact"]
     else:
         said = t["approximate"].format(

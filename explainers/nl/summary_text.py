@@ -17,6 +17,7 @@ import math
 from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.nl.figures import finite_score, format_prob, format_value
 from promptxray.explainers.nl.redundancy_text import overlaps_redundant, redundant_effect
+from promptxray.explainers.nl.remote_text import remote_line, remote_span_effect
 from promptxray.explainers.nl.stage_text import stage_tag, stage_unit, stage_units
 from promptxray.explainers.nl.tables import quote_short, templates
 from promptxray.explainers.types import Explanation
@@ -33,10 +34,13 @@ def no_effect(expl: Explanation, threshold: float = NO_EFFECT_NATS) -> list[int]
     effect, so they never claim that a part has none."""
     if not expl.score_kind.in_nats:
         return []
+    bounds = {p.index for p in expl.remote.parts} if expl.remote is not None else set()
     return [
         i
         for i, s in enumerate(expl.spans)
-        if abs(finite_score(s.score)) < threshold and not overlaps_redundant(expl, i)
+        if abs(finite_score(s.score)) < threshold
+        and not overlaps_redundant(expl, i)
+        and i not in bounds  # a lower bound on the drop says nothing about "no effect"
     ]
 
 
@@ -72,6 +76,9 @@ def _span_effect(
     rank = t["rank"].format(rank=expl.rank_of(index), total=total, units=_units(t, expl, lang))
     target = quote_short(t, expl.target.text)
     kind = expl.score_kind
+    remote = remote_span_effect(expl, index, rank, unit, lang)
+    if remote is not None:  # a server's bound or sampled estimate: said as what it is
+        return remote
     if kind.in_nats and abs(value) < threshold:
         redundant = redundant_effect(expl, index, rank, lang, source)
         if redundant is not None:  # little alone, but not "no effect": another says the same
@@ -101,8 +108,9 @@ def _span_effect(
                 after=format_prob(after),
                 unit=unit,
             )
+        removing = t["lowers"] if value > 0 else t["raises"]  # a positive drop lowers it
         return t["span_removal_raw"].format(
-            rank=rank, unit=unit, way=way, target=target, value=format_value(abs(value))
+            rank=rank, unit=unit, way=removing, target=target, value=format_value(abs(value))
         )
     if kind is ScoreKind.ESTIMATE:
         return t["span_estimate"].format(
@@ -163,6 +171,13 @@ def summary(
     head = t["sum_target"].format(
         target=quote_short(t, expl.target.text), prob=format_prob(expl.target.prob)
     )
+    info = expl.remote
+    if expl.score_kind is ScoreKind.AGREEMENT and info is not None:  # no probability known
+        head = t["sum_target_sampled"].format(
+            target=quote_short(t, expl.target.text),
+            low=format_value(info.base_low or 0.0),
+            high=format_value(info.base_high or 1.0),
+        )
     if expl.foil is not None:  # why the target rather than the foil
         head = t["sum_contrast"].format(
             target=quote_short(t, expl.target.text),
@@ -193,6 +208,9 @@ def summary(
         )
     if expl.score_kind.about_answer:
         text += t["sentence_gap"] + verdict(expl, lang)
+    source = remote_line(expl, lang)
+    if source:  # which model answered, where, and what kind of figures these are
+        text += t["sentence_gap"] + source
     note = answer_note(expl, lang, brief=True)
     if note:  # a quantized model may answer differently from fp32: say it first
         text = note + t["sentence_gap"] + text

@@ -37,6 +37,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
             "The model's answer {target} has probability {prob} "
             "(log-probability {logprob}; {method} on {model}, {granularity} level)."
         ),
+        "target_sampled": (
+            "The model's answer {target} ({method} on {model}, {granularity} level; its "
+            "probability is not known: the server returns text only)."
+        ),
         "auto": (
             "The method was chosen automatically from {n} tried, as the most faithful by "
             "comprehensiveness minus sufficiency (in log-probability)."
@@ -147,6 +151,46 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "rank": "#{rank} of {total} {units}",
         "span_removal": "{rank} · P({target}) {before} → {after} without this {unit}",
         "span_removal_raw": "{rank} · removing this {unit} {way} log P({target}) by {value} nats",
+        "span_removal_bound": (
+            "{rank} · removing this {unit} lowers log P({target}) by at least {value} nats{answers}"
+        ),
+        "remote_answers": "; the model then answers {answer}",
+        "at_least": "at least {value}",
+        "span_proxy": (
+            "{rank} · not sent to the server: by the proxy {model}, removing this {unit} {way} "
+            "log P({target}) by {value} nats"
+        ),
+        "remote_proxy": (
+            "The proxy {model} explained first; the server scored its {scored} largest of "
+            "{total} parts (Spearman with the proxy {rho}, top 3 shared {shared})."
+        ),
+        "span_agreement_less": (
+            "{rank} · without this {unit}, sampled answers are {value} less like {target} "
+            "(95% interval of the change {low} to {high})"
+        ),
+        "span_agreement_more": (
+            "{rank} · without this {unit}, sampled answers are {value} more like {target} "
+            "(95% interval of the change {low} to {high})"
+        ),
+        "remote_source": "Scored by {model} at {endpoint}: {tier}.",
+        "tier_prompt-logprobs": "exact log-probabilities (prompt log-probabilities)",
+        "tier_generated-logprobs": (
+            "log-probabilities of generated tokens, exact except where a bound is stated"
+        ),
+        "tier_text-only": (
+            "sampled answers only; a score is how much less like the answer they become (0 to 1)"
+        ),
+        "remote_base_agreement": (
+            "With the whole prompt, sampled answers match the answer {low} to {high} (95%)."
+        ),
+        "remote_bounds": (
+            "{count} of {total} figures are lower bounds (without those parts the model answers "
+            "otherwise)."
+        ),
+        "remote_cost": "{requests} requests, {tokens} prompt tokens.",
+        "remote_price": "About ${price}.",
+        "remote_rate_limited": "The server asked to wait {count} times (HTTP 429).",
+        "remote_tier_note": "Not exact for every part because {note}.",
         "span_estimate": "{rank} · by {method}, this {unit} {way} log P({target}) by {value}",
         "span_salience": "{rank} · {method} {value} (unsigned: how much, not which way)",
         "span_activation": "{rank} · activation {value}",
@@ -176,6 +220,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "lowers": "lowers",
         # summary: two or three sentences about the whole prompt
         "sum_target": "The answer {target} (P {prob})",
+        "sum_target_sampled": "The answer {target} (sampled answers match it {low} to {high})",
         "sum_drivers": "{head} rests most on {items}",
         "sum_salient": "{head} is most sensitive to {items} ({method}: unsigned)",
         "sum_no_drivers": "{head} rests on no single part of the prompt",
@@ -234,6 +279,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "target": (
             "模型的回答{target}的概率为 {prob}"
             "（对数概率 {logprob}；方法 {method}，模型 {model}，粒度 {granularity}）。"
+        ),
+        "target_sampled": (
+            "模型的回答{target}（方法 {method}，模型 {model}，粒度 {granularity}；"
+            "服务器只返回文本，概率未知）。"
         ),
         "auto": (
             "该方法是从尝试的 {n} 个方法中自动选出的，"
@@ -318,6 +367,37 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "se_summary": "在提示中被点名的 {checked} 个部分里，有 {supported} 个有依据。",
         "rank": "第 {rank}（共 {total} {units}）",
         "span_removal": "{rank} · 去掉这一{unit}：P({target}) {before} → {after}",
+        "span_removal_bound": (
+            "{rank} · 去掉这一{unit}使 log P({target}) 至少降低 {value} nats{answers}"
+        ),
+        "remote_answers": "；模型随后回答 {answer}",
+        "at_least": "至少 {value}",
+        "span_proxy": (
+            "{rank} · 未发送到服务器：按代理模型 {model}，去掉这一{unit}使 log P({target}) "
+            "{way} {value} nats"
+        ),
+        "remote_proxy": (
+            "代理模型 {model} 先给出解释；服务器只为其中影响最大的 {scored}/{total} 个部分评分"
+            "（与代理的 Spearman {rho}，前 3 名重合 {shared}）。"
+        ),
+        "span_agreement_less": (
+            "{rank} · 去掉这一{unit}后，采样回答与 {target} 的相似度降低 {value}"
+            "（变化的 95% 区间 {low} 至 {high}）"
+        ),
+        "span_agreement_more": (
+            "{rank} · 去掉这一{unit}后，采样回答与 {target} 的相似度升高 {value}"
+            "（变化的 95% 区间 {low} 至 {high}）"
+        ),
+        "remote_source": "由 {endpoint} 上的 {model} 评分：{tier}。",
+        "tier_prompt-logprobs": "精确的对数概率（提示词对数概率）",
+        "tier_generated-logprobs": "生成词元的对数概率，除注明的下界外均精确",
+        "tier_text-only": "仅有采样回答；分数是回答变得多不像原回答（0 到 1）",
+        "remote_base_agreement": "完整提示下，采样回答与原回答的相似度为 {low} 至 {high}（95%）。",
+        "remote_bounds": "{total} 个数值中有 {count} 个是下界（去掉它们后模型回答不同）。",
+        "remote_cost": "{requests} 个请求，{tokens} 个提示词元。",
+        "remote_price": "约 ${price}。",
+        "remote_rate_limited": "服务器要求等待 {count} 次（HTTP 429）。",
+        "remote_tier_note": "并非每个部分都精确，因为 {note}。",
         "span_removal_raw": "{rank} · 去掉这一{unit}使 log P({target}) {way} {value} nats",
         "span_estimate": "{rank} · 按 {method}，这一{unit}使 log P({target}) {way} {value}",
         "span_salience": "{rank} · {method} {value}（无正负：只表示大小，不表示方向）",
@@ -340,6 +420,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "raises": "升高",
         "lowers": "降低",
         "sum_target": "回答{target}（P {prob}）",
+        "sum_target_sampled": "回答{target}（采样回答与之相似度 {low} 至 {high}）",
         "sum_drivers": "{head}主要依赖{items}",
         "sum_salient": "{head}对{items}最敏感（{method}：无正负）",
         "sum_no_drivers": "{head}不依赖提示中的任何单一部分",

@@ -7,6 +7,7 @@ import importlib
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from promptxray.chat_ui.engine import Cancelled, ChatEngine, GenSettings
 from promptxray.chat_ui.handlers import Handlers
 from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.chat_ui.views import highlighted
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
 from promptxray.explainers.prompt.document import parse_document
 from promptxray.explainers.types import SCHEMA_VERSION
@@ -172,11 +174,12 @@ def test_unsupported_method_is_reported_in_the_panel(handlers, stories_engine):
     state = Session()
     run(handlers.chat("Once upon a time", "", 16, 0.0, state))
     backend = stories_engine.backend()
-    backend.supports_gradients = False  # as an ONNX-like backend would
+    # as an ONNX-like backend would
+    backend.capabilities = replace(backend.capabilities, gradients=False)
     try:
         out = run(handlers.explain(None, "saliency", WHOLE, state))
     finally:
-        del backend.supports_gradients
+        del backend.capabilities
     assert "Cannot explain" in out[0] and "needs gradients" in out[0]
     assert len(state.turns) == 1
 
@@ -276,6 +279,8 @@ def test_backend_without_torch_model_replies_in_one_piece(stories_engine):
     real = stories_engine.backend()
 
     class NoModel:
+        capabilities = Capabilities(logits=True)  # neither streams nor samples
+
         def __getattr__(self, name):
             if name == "model":
                 raise AttributeError(name)
@@ -293,6 +298,8 @@ def test_backend_without_torch_model_replies_in_one_piece(stories_engine):
 class _Served:
     """The tiny model behind a served engine's interface: `stream_generate` streams its greedy
     continuation a token at a time; `cut_after` ends the stream early (a dropped connection)."""
+
+    capabilities = Capabilities(streams=True)
 
     def __init__(self, real, cut_after=None):
         self.real, self.cut_after, self.closed = real, cut_after, False

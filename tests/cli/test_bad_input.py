@@ -7,6 +7,7 @@ import json
 import pytest
 
 from promptxray.cli import main
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.backends.torch_backend import TorchBackend
 from promptxray.explainers.errors import UnsupportedMethodError
 from promptxray.explainers.explain import explain
@@ -85,8 +86,7 @@ class ForwardOnlyTorch(TorchBackend):
     standing for any forward-only backend (the ONNX one follows this contract)."""
 
     name = "forward-only"
-    supports_gradients = False
-    supports_attentions = False
+    capabilities = Capabilities(logits=True)
 
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "attention"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from promptxray.explainers.backends import BACKENDS
-from promptxray.explainers.backends.options import DEVICES, DTYPES
+from promptxray.explainers.backends.options import DEVICES, DTYPES, TIERS
 from promptxray.explainers.nl import LANGUAGES
 from promptxray.explainers.registry import AUTO, AUTO_SUMMARY, list_methods
 from promptxray.explainers.types import GRANULARITIES
@@ -34,6 +34,7 @@ CHOICES = {
     "language": LANGUAGES,
     "device": DEVICES,
     "dtype": DTYPES,
+    "tier": TIERS,
 }
 
 

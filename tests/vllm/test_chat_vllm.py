@@ -116,9 +116,9 @@ def reply(chat):
 @pytest.fixture
 def quick_retries(monkeypatch):
     """No back-off between the client's retries (a down engine fails at once)."""
-    from promptxray.explainers.backends import vllm_client
+    from promptxray.explainers.backends import openai_client
 
-    monkeypatch.setattr(vllm_client, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(openai_client, "BACKOFF_S", 0.0)
 
 
 def test_reply_streams_from_the_engine(chat, reply, vllm):
@@ -307,3 +307,25 @@ def test_stop_ends_the_engine_stream(chat):
 
     threading.Thread(target=take, daemon=True).start()
     assert got.wait(30), "the reply kept the model's lock"
+
+
+def test_the_chat_streams_and_explains_through_a_chat_api(engine, tmp_path):
+    """A server without prompt log-probabilities (a proxy in front of the engine): replies
+    stream from its Chat Completions API and are explained through it, by words (its tokens
+    are not known here), exactly or with a stated bound, naming the model and the server."""
+    from tests.vllm.proxy import Offer, proxy
+
+    with proxy(engine.url, Offer(prompt_logprobs=False)) as (url, _):
+        chat = ChatEngine(None, "openai", options=BackendOptions(endpoint=url + "/v1"))
+        handlers = Handlers(chat, str(tmp_path))
+        state = Session()
+        steps = list(handlers.chat(QUESTION, "", 24, 0.0, state))
+        assert len(steps) > 3, "the reply did not stream"
+        turn = state.turns[-1]
+        assert "Paris" in turn.reply and "<|im_end|>" not in turn.reply and not turn.note
+        out = run(handlers.explain(None, "occlusion", WHOLE, state))
+    assert out[0].startswith("Explained"), out[0]
+    data = out[5]["explanation"]
+    assert data["backend"] == "openai" and data["granularity"] == "word"
+    assert data["remote"]["tier"] == "generated-logprobs" and data["remote"]["model"] == SERVED
+    assert "".join(t["text"] for t in data["target"]["tokens"]) == turn.reply

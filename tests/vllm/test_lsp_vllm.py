@@ -80,7 +80,7 @@ def test_an_endpoint_where_nothing_listens_is_a_clear_error_until_it_is_fixed(en
             failed = await h.diagnostics_after(uri, 0)
             assert len(failed) == 1, messages(failed)
             text = failed[0].message
-            assert "vLLM engine at http://127.0.0.1:9" in text and "cannot be reached" in text
+            assert "server at http://127.0.0.1:9" in text and "cannot be reached" in text
             assert "endpoint" in text, text  # says which setting to check
             assert h.statuses[-1]["stage"] == "error"
             shown = [m for m in h.messages if "cannot be reached" in m]
@@ -96,3 +96,27 @@ def test_an_endpoint_where_nothing_listens_is_a_clear_error_until_it_is_fixed(en
         assert h.returncode == 0
 
     asyncio.run(scenario())
+
+
+def test_the_server_explains_through_a_chat_api_and_names_it(engine, tmp_path):
+    """Backend `openai` on a server without prompt log-probabilities (a proxy in front of the
+    engine), at the server's default granularity (auto: lines, then words): the hover names
+    the model, the server and the tier."""
+    from tests.vllm.proxy import Offer, proxy
+
+    async def scenario(url: str) -> None:
+        async with Harness({"backend": "openai", "endpoint": url + "/v1"}) as h:
+            uri = h.open(tmp_path / "capital.prompt", CAPITAL)
+            shown = await h.diagnostics_after(uri, 0)
+            assert drivers(shown), messages(shown)
+            data = await h.explanation(uri)
+            assert data["backend"] == "openai" and data["remote"]["model"] == "smollm2"
+            assert data["remote"]["tier"] == "generated-logprobs"
+            hover = await h.hover(uri, 0, 2)
+            assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+            text = hover.contents.value
+            assert "smollm2" in text and url in text and "generated tokens" in text, text
+        assert h.returncode == 0
+
+    with proxy(engine.url, Offer(prompt_logprobs=False)) as (url, _):
+        asyncio.run(scenario(url))

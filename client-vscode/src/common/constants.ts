@@ -44,7 +44,9 @@ export const RESTART_KEYS = [
   'model',
   'backend',
   'endpoint',
+  'keyVariable',
   'servedModel',
+  'tier',
   'device',
   'dtype',
 ] as const satisfies readonly SettingKey[];

@@ -4,8 +4,21 @@ import { DEFAULTS, Settings } from './settings';
 
 type BackendSettings = Pick<
   Settings,
-  'endpoint' | 'servedModel' | 'concurrency' | 'requestTimeoutSeconds' | 'device' | 'dtype'
+  | 'endpoint'
+  | 'servedModel'
+  | 'keyVariable'
+  | 'tier'
+  | 'maxRequests'
+  | 'pricePerMillionTokens'
+  | 'concurrency'
+  | 'requestTimeoutSeconds'
+  | 'device'
+  | 'dtype'
 >;
+
+/** The backends that send the prompts to an OpenAI-compatible server (`vllm`: one insisting on
+ * prompt log-probabilities). */
+export const REMOTE_BACKENDS: readonly string[] = ['openai', 'vllm'];
 
 /** Arguments after the interpreter: `-m promptxray.cli explain FILE --format html -o OUT`. */
 export function htmlCliArgs(
@@ -23,13 +36,26 @@ export function htmlCliArgs(
   if (settings.model) {
     args.push('--model', settings.model);
   }
-  // how the backend is reached (vllm) or run (torch); defaults are left to the CLI
-  if (settings.backend === 'vllm') {
+  // how the backend is reached (openai, vllm) or run (torch); defaults are left to the CLI
+  if (REMOTE_BACKENDS.includes(settings.backend)) {
     if (settings.endpoint) {
       args.push('--endpoint', settings.endpoint);
     }
     if (settings.servedModel) {
       args.push('--served-model', settings.servedModel);
+    }
+    // the name of the variable holding the key, never the key itself
+    if (settings.keyVariable && settings.keyVariable !== DEFAULTS.keyVariable) {
+      args.push('--api-key-env', settings.keyVariable);
+    }
+    if (settings.tier && settings.tier !== DEFAULTS.tier) {
+      args.push('--tier', settings.tier);
+    }
+    if (typeof settings.maxRequests === 'number' && settings.maxRequests > 0) {
+      args.push('--max-requests', String(settings.maxRequests));
+    }
+    if (typeof settings.pricePerMillionTokens === 'number' && settings.pricePerMillionTokens > 0) {
+      args.push('--price', String(settings.pricePerMillionTokens));
     }
     if (settings.concurrency !== undefined && settings.concurrency !== DEFAULTS.concurrency) {
       args.push('--concurrency', String(settings.concurrency));

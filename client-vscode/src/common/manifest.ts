@@ -10,20 +10,23 @@ type KeyOf<P> = P extends `${typeof SECTION}.${infer K}` ? K : never;
 /** A setting's key without the section: `method`, `granularity`, ... (from package.json). */
 export type SettingKey = KeyOf<keyof Properties>;
 type PropertyOf<K extends SettingKey> = Properties[`${typeof SECTION}.${K}`];
-/** An enum setting holds one of its choices; a free-text one is null when empty ("not set"). */
+/** An enum setting holds one of its choices; a free-text one is null when empty ("not set"); a
+ * nullable number (`"type": ["integer", "null"]`, default null) is null when not set. */
 type ValueOf<P> = P extends { enum: unknown }
   ? string
-  : P extends { default: string }
-    ? string | null
-    : P extends { default: infer D }
-      ? D
-      : never;
+  : P extends { type: readonly string[] }
+    ? number | null
+    : P extends { default: string }
+      ? string | null
+      : P extends { default: infer D }
+        ? D
+        : never;
 /** Every setting as the client reads it, typed from package.json. */
 export type Settings = { [K in SettingKey]: ValueOf<PropertyOf<K>> };
 
 /** One `contributes.configuration.properties` entry (the fields the client reads). */
 export interface SettingProperty {
-  type: string;
+  type: string | readonly string[];
   default: unknown;
   enum?: string[];
   enumDescriptions?: string[];
@@ -59,6 +62,13 @@ export function choiceDescriptions(key: SettingKey): Readonly<Record<string, str
 export function isFreeText(key: SettingKey): boolean {
   const prop = property(key);
   return prop.type === 'string' && prop.enum === undefined;
+}
+
+/** A number that may be left unset (`"type": ["integer", "null"]` or `["number", "null"]`): null
+ * means "not set", and so does 0 (no limit, no price). */
+export function isOptionalNumber(key: SettingKey): boolean {
+  const { type } = property(key);
+  return Array.isArray(type) && type.includes('null');
 }
 
 /** The defaults, as the client reads them (free text: null for package.json's ""). */

@@ -1,7 +1,7 @@
 /** The settings in effect (workspace trust applied) and the server's settings object. */
 
 import { RESTART_KEYS } from './constants';
-import { DEFAULTS, isFreeText, RESTRICTED_KEYS, SETTING_KEYS, SettingKey, Settings } from './manifest';
+import { DEFAULTS, isFreeText, isOptionalNumber, RESTRICTED_KEYS, SETTING_KEYS, SettingKey, Settings } from './manifest';
 
 export { DEFAULTS, SETTING_KEYS };
 export type { Settings };
@@ -32,9 +32,9 @@ const isRestricted = (key: string): boolean => (RESTRICTED_KEYS as readonly stri
 
 /**
  * The value in effect for `key`. In an untrusted workspace, the restricted settings (`python`,
- * `model`, `endpoint`) ignore workspace and folder values: only the user's own (global) value
- * or the default counts, so opening a folder can never choose the interpreter or model folder,
- * nor the engine the prompts are sent to.
+ * `model`, `endpoint`, `keyVariable`) ignore workspace and folder values: only the user's own
+ * (global) value or the default counts, so opening a folder can never choose the interpreter or
+ * model folder, the server the prompts are sent to, nor which secret is sent with them.
  */
 export function effectiveValue<T>(
   key: string,
@@ -74,15 +74,20 @@ export function optionalString(value: unknown): string | null {
 
 /**
  * One setting's value as used: missing means the default; free text is trimmed, empty being
- * null; an empty enum value is the default. Numbers, booleans and enum values pass through
- * unchanged (the server validates them and warns once about a bad value).
+ * the default (null: "not set", or e.g. `keyVariable`'s variable name); an empty enum value is
+ * the default; an optional number (`maxRequests`, `pricePerMillionTokens`) of 0 is null ("not
+ * set"). Other numbers, booleans and enum values pass through unchanged (the server validates
+ * them and warns once about a bad value).
  */
 function normalise(key: SettingKey, value: unknown): unknown {
   if (value === undefined) {
     return DEFAULTS[key];
   }
   if (isFreeText(key)) {
-    return optionalString(value);
+    return optionalString(value) ?? DEFAULTS[key];
+  }
+  if (isOptionalNumber(key)) {
+    return value === null || value === 0 ? null : value;
   }
   if (typeof DEFAULTS[key] === 'string') {
     return optionalString(value) ?? DEFAULTS[key];
@@ -116,7 +121,7 @@ export function didChangeConfigurationParams(settings: Settings): {
 }
 
 /** Whether going from `before` to `after` needs a new server process (interpreter, model,
- * backend, engine endpoint or served model, device, dtype). */
+ * backend, the server's endpoint, key variable, served model or tier, device, dtype). */
 export function needsRestart(before: Settings, after: Settings): boolean {
   return RESTART_KEYS.some((key) => before[key] !== after[key]);
 }

@@ -99,7 +99,7 @@ def test_fp32_logits_match_torch_in_padded_batches(exports, stories):
         ).logits.numpy()
     valid = batch.attention_mask.astype(bool)
     for kind in ("none", "logits"):
-        out = OnnxBackend(exports[kind])._logits(batch)
+        out = OnnxBackend(exports[kind]).runner.logits(batch)
         # logits are log-probs up to a constant a row: two float32 runtimes, F32_NATS
         assert np.abs(out - ref)[valid].max() < F32_NATS
 

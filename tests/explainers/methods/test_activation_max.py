@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import promptxray.explainers.methods.activation_max  # noqa: F401  (registers the method)
+from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.errors import InvalidRequestError, UnsupportedMethodError
 from promptxray.explainers.explain import explain
 from promptxray.explainers.inputs import build_input
@@ -93,7 +94,7 @@ def test_bad_options_are_refused(stories):
 
 
 def test_onnx_backend_is_refused():
-    fake = SimpleNamespace(name="onnx", supports_gradients=False, supports_attentions=False)
+    fake = SimpleNamespace(name="onnx", capabilities=Capabilities(logits=True))
     spec = get_method("activation_max")
     assert not spec.attributes_target
     with pytest.raises(UnsupportedMethodError, match="activation_max"):

@@ -151,7 +151,7 @@ class TorchLogitsOnnx(OnnxBackend):
 
 def test_runs_on_the_onnx_code_path(stories):
     onnx_like = TorchLogitsOnnx(stories)
-    assert onnx_like.name == "onnx" and not onnx_like.supports_gradients
+    assert onnx_like.name == "onnx" and not onnx_like.capabilities.gradients
     expl = explain(request_for(STORY, method="counterfactual"), backend=onnx_like)
     found = expl.counterfactuals.found
     assert found and any(e.action == "replace" for cf in found for e in cf.edits)

@@ -89,10 +89,13 @@ def test_score_kind_sets_the_wording():
 def test_score_kinds_say_what_a_score_means():
     """Each kind's properties, written out here, and the kinds every method and file gets."""
     in_nats = {ScoreKind.REMOVAL, ScoreKind.ESTIMATE}
+    signed = {*in_nats, ScoreKind.AGREEMENT}  # a drop in sampled agreement: signed, not nats
     for kind in ScoreKind:
-        assert kind.in_nats == kind.signed == (kind in in_nats)
+        assert kind.in_nats == (kind in in_nats) and kind.signed == (kind in signed)
         assert kind.about_answer == (kind is not ScoreKind.ACTIVATION)
-        expected = {"removal": "removal", "estimate": "signed"}.get(kind.value, "unsigned")
+        expected = {"removal": "removal", "estimate": "signed", "agreement": "signed"}.get(
+            kind.value, "unsigned"
+        )
         assert kind.family == expected and str(kind) == kind.value
     for spec in list_methods():  # a hand-made Explanation gets its method's registered kind
         assert hand_made(method=spec.name).score_kind is spec.score_kind

@@ -113,8 +113,8 @@ def test_a_stage_ranks_its_own_parts():
     assert "#1 of 6 parts (lines, and blocks still whole)" in nl.span_line(staged(LINES), 0)
     assert "#1 of 6 lines" in nl.span_line(staged(replace(LINES, pending_lines=0)), 0)
     assert "共 6 个块" in nl.span_line(staged(BLOCKS), 0, "zh")
-    assert "removing this block raises" in nl.span_line(staged(BLOCKS), 0)
-    assert "removing this line raises" in nl.span_line(staged(LINES), 0)
+    assert "removing this block lowers" in nl.span_line(staged(BLOCKS), 0)  # a drop of 2.0
+    assert "removing this line lowers" in nl.span_line(staged(LINES), 0)
 
 
 def test_an_unknown_stage_is_still_worded_from_its_figures():

@@ -46,6 +46,52 @@ describe('HTML view', () => {
     assert.ok(!('--endpoint' in torch), 'the torch backend sends nothing anywhere');
   });
 
+  it('passes the openai flags for backends openai and vllm', () => {
+    const flags = (args: string[]): Record<string, string> =>
+      Object.fromEntries(args.slice(8).flatMap((a, i, all) => (a.startsWith('--') ? [[a, all[i + 1]]] : [])));
+    const remote = {
+      ...DEFAULTS,
+      endpoint: 'https://api.openai.com/v1',
+      servedModel: 'gpt-4o-mini',
+      keyVariable: 'OPENAI_API_KEY',
+      tier: 'generated-logprobs',
+      maxRequests: 300,
+      pricePerMillionTokens: 0.15,
+      concurrency: 8,
+      requestTimeoutSeconds: 60,
+      device: 'cuda',
+      dtype: 'float16',
+    };
+    for (const backend of ['openai', 'vllm']) {
+      const got = flags(htmlCliArgs({ ...remote, backend }, 'f', 'o'));
+      assert.deepEqual(got, {
+        '--method': 'occlusion',
+        '--granularity': 'auto',
+        '--backend': backend,
+        '--max-new-tokens': '8',
+        '--endpoint': 'https://api.openai.com/v1',
+        '--served-model': 'gpt-4o-mini',
+        '--api-key-env': 'OPENAI_API_KEY',
+        '--tier': 'generated-logprobs',
+        '--max-requests': '300',
+        '--price': '0.15',
+        '--concurrency': '8',
+        '--request-timeout': '60',
+      });
+    }
+    // defaults (the default key variable, tier auto, no budget, no price) are left to the CLI
+    const plain = flags(htmlCliArgs({ ...DEFAULTS, backend: 'openai', endpoint: 'http://127.0.0.1:8080/v1' }, 'f', 'o'));
+    assert.deepEqual(Object.keys(plain).sort(), ['--backend', '--endpoint', '--granularity', '--max-new-tokens', '--method']);
+    const zero = flags(htmlCliArgs({ ...DEFAULTS, backend: 'openai', maxRequests: 0, pricePerMillionTokens: 0 }, 'f', 'o'));
+    assert.ok(!('--max-requests' in zero) && !('--price' in zero), '0: no limit, no price');
+    const args = htmlCliArgs({ ...remote, backend: 'openai' }, 'f', 'o');
+    assert.ok(!args.some((a) => /^sk-|api-key$/.test(a)), 'a variable name, never a key');
+    const torch = flags(htmlCliArgs({ ...remote, backend: 'torch' }, 'f', 'o'));
+    for (const flag of ['--endpoint', '--api-key-env', '--tier', '--max-requests', '--price']) {
+      assert.ok(!(flag in torch), `${flag}: not the torch backend's`);
+    }
+  });
+
   it('adds a restrictive CSP and removes scripts', () => {
     const page =
       '<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src *">' +

@@ -8,7 +8,16 @@ import { describe, it } from 'node:test';
 import { contrast } from '../../common/colors';
 import { methodItems } from '../../common/commands';
 import { CLIENT_COMMANDS, RESTART_KEYS, SERVER_COMMANDS, TOKEN_MODIFIERS, TOKEN_TYPES } from '../../common/constants';
-import { choiceDescriptions, choices, DEFAULTS, LANGUAGE_IDS, RESTRICTED_KEYS, SETTING_KEYS } from '../../common/manifest';
+import {
+  choiceDescriptions,
+  choices,
+  DEFAULTS,
+  isFreeText,
+  isOptionalNumber,
+  LANGUAGE_IDS,
+  RESTRICTED_KEYS,
+  SETTING_KEYS,
+} from '../../common/manifest';
 import { readJson, ROOT } from '../paths';
 
 interface Manifest {
@@ -29,6 +38,7 @@ interface Manifest {
       properties: Record<
         string,
         {
+          type: string | string[];
           description?: string;
           markdownDescription?: string;
           default: unknown;
@@ -37,6 +47,7 @@ interface Manifest {
           minimum?: number;
           maximum?: number;
           scope?: string;
+          pattern?: string;
         }
       >;
     };
@@ -141,7 +152,13 @@ describe('package.json', () => {
       const prop = props[`promptxray.${key}`];
       assert.ok(prop.description || prop.markdownDescription, key);
       const expected = DEFAULTS[key];
-      assert.equal(prop.default, expected === null ? '' : expected, key);
+      if (expected === null) {
+        // "not set": empty text, or a nullable number's null
+        assert.ok(isFreeText(key) || isOptionalNumber(key), key);
+        assert.equal(prop.default, isFreeText(key) ? '' : null, key);
+      } else {
+        assert.equal(prop.default, expected, key);
+      }
       assert.deepEqual(choices(key), prop.enum ?? [], key);
       if (prop.enum) {
         assert.ok(prop.enum.includes(prop.default as string), `${key}: the default is a choice`);
@@ -150,7 +167,7 @@ describe('package.json', () => {
       }
     }
     const enums = SETTING_KEYS.filter((key) => choices(key).length > 0);
-    assert.deepEqual(enums.sort(), ['backend', 'device', 'dtype', 'granularity', 'language', 'method', 'trigger']);
+    assert.deepEqual(enums.sort(), ['backend', 'device', 'dtype', 'granularity', 'language', 'method', 'tier', 'trigger']);
     assert.ok(RESTART_KEYS.every((key) => SETTING_KEYS.includes(key)));
     assert.equal(props['promptxray.autoBudgetSeconds'].minimum, 0);
     assert.equal(props['promptxray.autoBudgetSeconds'].maximum, 600);
@@ -165,21 +182,52 @@ describe('package.json', () => {
     assert.ok(items.some((i) => i.label === 'auto'));
   });
 
-  it('limits untrusted workspaces to user values of python, model and endpoint', () => {
+  it('limits untrusted workspaces to user values of python, model, endpoint and keyVariable', () => {
     const trust = pkg.capabilities.untrustedWorkspaces;
     assert.equal(trust.supported, 'limited');
     assert.deepEqual(trust.restrictedConfigurations, RESTRICTED_KEYS.map((k) => `promptxray.${k}`));
-    assert.deepEqual([...RESTRICTED_KEYS], ['python', 'model', 'endpoint']);
+    assert.deepEqual([...RESTRICTED_KEYS], ['python', 'model', 'endpoint', 'keyVariable']);
     assert.ok(trust.restrictedConfigurations.includes('promptxray.endpoint'));
+    assert.ok(trust.restrictedConfigurations.includes('promptxray.keyVariable'));
   });
 
-  it('lets only the user (machine) settings choose where the prompts are sent', () => {
+  it('lets only the user (machine) settings choose where the prompts are sent, and which key', () => {
     const props = c.configuration.properties;
     assert.equal(props['promptxray.endpoint'].scope, 'machine');
+    assert.equal(props['promptxray.keyVariable'].scope, 'machine');
     const text = JSON.stringify(props['promptxray.endpoint']);
-    assert.ok(text.includes('PROMPTXRAY_VLLM_API_KEY'), 'says where the API key comes from');
+    assert.ok(text.includes('PROMPTXRAY_API_KEY'), 'says where the API key comes from');
+    assert.ok(text.includes('promptxray.keyVariable'), 'or the variable keyVariable names');
+    assert.ok(!text.includes('PROMPTXRAY_VLLM_API_KEY'), 'the old variable is only a fallback');
     assert.ok(!Object.keys(props).some((k) => /api.?key|secret|password/i.test(k)), 'no setting holds a key');
     const backend = JSON.stringify(props['promptxray.backend']);
     assert.ok(backend.includes('vllm') && !/only torch|torch only/i.test(backend), backend);
+    assert.ok(backend.includes('openai'), backend);
+  });
+
+  it('offers the openai backend and its settings', () => {
+    const props = c.configuration.properties;
+    assert.deepEqual(choices('backend'), ['torch', 'onnx', 'openai', 'vllm']);
+    assert.match(choiceDescriptions('backend').openai, /OpenAI-compatible/);
+    assert.match(choiceDescriptions('backend').openai, /promptxray\.endpoint/);
+    assert.deepEqual(choices('tier'), ['auto', 'prompt-logprobs', 'generated-logprobs', 'text-only']);
+    assert.equal(DEFAULTS.tier, 'auto');
+    assert.equal(DEFAULTS.keyVariable, 'PROMPTXRAY_API_KEY');
+    const pattern = new RegExp(props['promptxray.keyVariable'].pattern ?? '');
+    assert.ok(pattern.test('PROMPTXRAY_API_KEY') && pattern.test('OPENAI_API_KEY') && pattern.test(''));
+    assert.ok(!pattern.test('sk-abc123') && !pattern.test('A B'), 'a variable name, not a key');
+    for (const key of ['maxRequests', 'pricePerMillionTokens'] as const) {
+      assert.equal(DEFAULTS[key], null, key);
+      assert.ok(isOptionalNumber(key), key);
+      assert.equal(props[`promptxray.${key}`].minimum, 0, key);
+    }
+    assert.deepEqual(props['promptxray.maxRequests'].type, ['integer', 'null']);
+    assert.deepEqual(props['promptxray.pricePerMillionTokens'].type, ['number', 'null']);
+    for (const key of ['endpoint', 'servedModel', 'keyVariable', 'tier', 'maxRequests', 'pricePerMillionTokens', 'concurrency', 'requestTimeoutSeconds']) {
+      const prop = props[`promptxray.${key}`];
+      const text = prop.markdownDescription ?? prop.description ?? '';
+      assert.ok(/openai/.test(text) && /vllm/.test(text), `${key} names both backends it applies to`);
+    }
+    assert.deepEqual(SETTING_KEYS.filter(isOptionalNumber), ['maxRequests', 'pricePerMillionTokens']);
   });
 });

@@ -74,6 +74,10 @@ describe('readSettings', () => {
         backend: { globalValue: 'vllm' },
         endpoint: { globalValue: ' http://127.0.0.1:8000 ' },
         servedModel: { globalValue: 'smollm2' },
+        keyVariable: { globalValue: ' MY_VLLM_KEY ' },
+        tier: { workspaceValue: 'generated-logprobs' },
+        maxRequests: { workspaceValue: 500 },
+        pricePerMillionTokens: { globalValue: 0.15 },
         concurrency: { globalValue: 4 },
         requestTimeoutSeconds: { workspaceValue: 30 },
         device: { globalValue: 'cpu' },
@@ -98,6 +102,10 @@ describe('readSettings', () => {
       selfExplain: true,
       endpoint: 'http://127.0.0.1:8000',
       servedModel: 'smollm2',
+      keyVariable: 'MY_VLLM_KEY',
+      tier: 'generated-logprobs',
+      maxRequests: 500,
+      pricePerMillionTokens: 0.15,
       concurrency: 4,
       requestTimeoutSeconds: 30,
       device: 'cpu',
@@ -110,6 +118,10 @@ describe('readSettings', () => {
     assert.equal(settings.backend, 'torch');
     assert.equal(settings.endpoint, null);
     assert.equal(settings.servedModel, null);
+    assert.equal(settings.keyVariable, 'PROMPTXRAY_API_KEY');
+    assert.equal(settings.tier, 'auto');
+    assert.equal(settings.maxRequests, null);
+    assert.equal(settings.pricePerMillionTokens, null);
     assert.equal(settings.concurrency, 16);
     assert.equal(settings.requestTimeoutSeconds, 120);
     assert.equal(settings.device, 'auto');
@@ -175,6 +187,26 @@ describe('readSettings', () => {
     assert.deepEqual(ignoredWorkspaceKeys(folder, false), ['endpoint']);
     assert.equal(readSettings(source, true).endpoint, 'https://collector.example/');
   });
+
+  it('in an untrusted workspace sends only the key of the user’s own key variable', () => {
+    const source = config({
+      backend: { workspaceValue: 'openai' },
+      keyVariable: { globalValue: 'MY_KEY', workspaceValue: 'AWS_SECRET_ACCESS_KEY' },
+      tier: { workspaceValue: 'text-only' },
+      maxRequests: { workspaceValue: 10 },
+      pricePerMillionTokens: { workspaceValue: 2.5 },
+    });
+    const untrusted = readSettings(source, false);
+    assert.equal(untrusted.keyVariable, 'MY_KEY');
+    assert.equal(untrusted.backend, 'openai');
+    assert.equal(untrusted.tier, 'text-only', 'how figures are obtained: not restricted');
+    assert.equal(untrusted.maxRequests, 10);
+    assert.equal(untrusted.pricePerMillionTokens, 2.5);
+    assert.deepEqual(ignoredWorkspaceKeys(source, false), ['keyVariable']);
+    const folder = config({ keyVariable: { workspaceFolderValue: 'GITHUB_TOKEN' } });
+    assert.equal(readSettings(folder, false).keyVariable, 'PROMPTXRAY_API_KEY', 'no user value: the default');
+    assert.equal(readSettings(source, true).keyVariable, 'AWS_SECRET_ACCESS_KEY');
+  });
 });
 
 describe('toInitializationOptions', () => {
@@ -196,6 +228,10 @@ describe('toInitializationOptions', () => {
       selfExplain: false,
       endpoint: null,
       servedModel: null,
+      keyVariable: 'PROMPTXRAY_API_KEY',
+      tier: 'auto',
+      maxRequests: null,
+      pricePerMillionTokens: null,
       concurrency: 16,
       requestTimeoutSeconds: 120,
       device: 'auto',
@@ -258,6 +294,35 @@ describe('toInitializationOptions', () => {
     assert.equal(empty.dtype, 'auto');
   });
 
+  it('passes the openai settings through: the key variable’s name, tier, budget and price', () => {
+    const options = toServerSettings({
+      backend: 'openai',
+      endpoint: 'https://api.openai.com/v1',
+      servedModel: 'gpt-4o-mini',
+      keyVariable: ' OPENAI_API_KEY ',
+      tier: 'generated-logprobs',
+      maxRequests: 200,
+      pricePerMillionTokens: 0.15,
+    });
+    assert.equal(options.backend, 'openai');
+    assert.equal(options.endpoint, 'https://api.openai.com/v1');
+    assert.equal(options.servedModel, 'gpt-4o-mini');
+    assert.equal(options.keyVariable, 'OPENAI_API_KEY');
+    assert.equal(options.tier, 'generated-logprobs');
+    assert.equal(options.maxRequests, 200);
+    assert.equal(options.pricePerMillionTokens, 0.15);
+    const unset = toServerSettings({ keyVariable: '  ', tier: '', maxRequests: 0, pricePerMillionTokens: 0 });
+    assert.equal(unset.keyVariable, 'PROMPTXRAY_API_KEY', 'empty: the default variable, never null');
+    assert.equal(unset.tier, 'auto');
+    assert.equal(unset.maxRequests, null, '0: no limit');
+    assert.equal(unset.pricePerMillionTokens, null, '0: no price');
+    const cleared = toServerSettings({ maxRequests: null, pricePerMillionTokens: null });
+    assert.equal(cleared.maxRequests, null);
+    assert.equal(cleared.pricePerMillionTokens, null);
+    const bad = toServerSettings({ maxRequests: -3 });
+    assert.equal(bad.maxRequests, -3, 'the server validates it and warns');
+  });
+
   it('fills missing keys with the defaults and empty enum strings too', () => {
     assert.deepEqual(toServerSettings({}), toServerSettings(DEFAULTS));
     assert.equal(toServerSettings({ method: '', backend: ' ' }).method, 'occlusion');
@@ -311,6 +376,11 @@ describe('restart or notify', () => {
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, dtype: 'bfloat16' }), true);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, concurrency: 4 }), false);
     assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, requestTimeoutSeconds: 30 }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, backend: 'openai' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, keyVariable: 'OPENAI_API_KEY' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, tier: 'text-only' }), true);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, maxRequests: 100 }), false);
+    assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, pricePerMillionTokens: 0.15 }), false);
   });
 
   it('notifies the server only when something it reads changed', () => {
@@ -324,5 +394,8 @@ describe('restart or notify', () => {
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, python: '/p' }), false, 'python is client-only');
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, concurrency: 4 }), true);
     assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, requestTimeoutSeconds: 30 }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, maxRequests: 100 }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, pricePerMillionTokens: 0.15 }), true);
+    assert.equal(serverSettingsChanged(DEFAULTS, { ...DEFAULTS, maxRequests: 0 }), false, '0 and null: no limit');
   });
 });

@@ -1,29 +1,30 @@
-"""The `vllm` backend: forward-only explainers against a model served by vLLM's
-OpenAI-compatible server, instead of a model loaded here.
+"""The prompt-log-probability tier of the `openai` backend: a server that returns the
+log-probabilities of prompt tokens (vLLM, SGLang) scores any given answer after any variant
+exactly, by teacher forcing, as a local model does.
 
-Every variant is scored by `/v1/completions` requests whose prompts are token ids, many in
-flight at once (the engine batches them). Each target token's log-probability is read at the
-one generated position of a request (`logprob_token_ids`), in order, so the engine's prefix
-cache serves what a variant shares with the prompt and with its previous request; vLLM
-computes `prompt_logprobs` without its prefix cache, so one request with those is only the
-fallback for an engine without `logprob_token_ids`. Tokenisation uses
-the served model's own tokenizer from a local folder, checked against the engine's `/tokenize`
-on connect. Gradient and attention methods are refused by the registry's capability check.
-The HTTP client (retries, back-off, errors) is `vllm_client.py`.
+Every variant is sent as a `/v1/completions` request whose prompt is token ids, many in
+flight at once (the server batches them). Each target token's log-probability is read at the
+one generated position of a request (`logprob_token_ids`), in order, so vLLM's prefix cache
+serves what a variant shares with the prompt and with its previous request; vLLM computes
+`prompt_logprobs` without its prefix cache, so one request with those is only the fallback
+for a server without `logprob_token_ids`. Tokenisation uses the served model's own tokenizer
+from a local folder, checked against the server's `/tokenize` on connect
+(`openai_connect.py` picks this tier only when both hold).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, common_prefix
+from promptxray.explainers.backends.capabilities import Capabilities, Scoring
+from promptxray.explainers.backends.openai_client import EngineClient
 from promptxray.explainers.backends.options import BackendOptions
-from promptxray.explainers.backends.vllm_client import EngineClient
+from promptxray.explainers.backends.remote import RemoteAccounting, Served, rows_in_order
 from promptxray.explainers.errors import ContextLengthError, EngineError
 
 # a multi-token target is scored token by token from the prefix cache (one request each)
@@ -34,53 +35,40 @@ MAX_LOGPROBS = 20  # vLLM's default --max-logprobs: top tokens one request may r
 PROBE = "Paris is the capital of France. 巴黎 🙂"
 
 
-class VllmBackend(Backend):
-    """A model served by vLLM, scored by prompt log-probabilities over HTTP."""
+class NoPromptLogprobs(EngineError):
+    """The server does not offer this tier (no `/tokenize`, another tokenizer, or no prompt
+    log-probabilities): the connection falls back to the chat tiers."""
 
-    name = "vllm"
 
-    def __init__(self, tokenizer: Any, options: BackendOptions, model_id: str) -> None:
-        if not options.endpoint:
-            raise EngineError(
-                "the vllm backend needs an endpoint: the URL of a vLLM OpenAI-compatible "
-                "server (--endpoint http://127.0.0.1:8000, or the endpoint setting)"
-            )
+class PromptLogprobsBackend(RemoteAccounting, Backend):
+    """A model served with prompt log-probabilities (vLLM, SGLang): every score is exact."""
+
+    name = "openai"
+    capabilities = Capabilities(scoring=Scoring.PROMPT, streams=True, next_tokens=True, remote=True)
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        client: EngineClient,
+        served: Served,
+        options: BackendOptions,
+        model_id: str,
+        name: str = "openai",
+    ) -> None:
+        self.name = name
         self.options = options
-        self.client = EngineClient(options.endpoint, options.timeout_s)
-        self._lock = threading.Lock()
+        self.client = client
+        self.served = served
+        self.served_model = served.name
+        self._init_accounting()
         # how targets are scored: "prompt", "chosen" or "auto" (chosen where it pays, on
         # engines that offer it); set by _check_prompt_logprobs
         self.scoring = "prompt"
-        served, context = self._connect(options.served_model)
-        self.served_model = served
-        super().__init__(tokenizer, f"{served} (vLLM at {self.client.base})", context)
+        self.max_logprobs = MAX_LOGPROBS
+        super().__init__(tokenizer, f"{served.name} at {client.base}", served.context_length)
         self.local_model_id = model_id
         self._check_tokenizer()
         self._check_prompt_logprobs()
-
-    # --- connecting ----------------------------------------------------------------------------
-    def _connect(self, wanted: str | None) -> tuple[str, int]:
-        """The served model's name and context length from /v1/models; a wrong name is an
-        error naming the models the engine serves."""
-        listing = self.client.get("/v1/models")
-        models = {m["id"]: m for m in listing.get("data", [])}
-        if not models:
-            raise EngineError(f"the vLLM engine at {self.client.base} serves no model")
-        if wanted is None:
-            if len(models) > 1:
-                raise EngineError(
-                    f"the vLLM engine at {self.client.base} serves {', '.join(sorted(models))}; "
-                    "choose one with --served-model (the servedModel setting)"
-                )
-            wanted = next(iter(models))
-        if wanted not in models:
-            raise EngineError(
-                f"the vLLM engine at {self.client.base} does not serve {wanted!r}; it serves "
-                f"{', '.join(sorted(models))}"
-            )
-        context = int(models[wanted].get("max_model_len") or 2048)
-        self.max_logprobs = MAX_LOGPROBS
-        return wanted, context
 
     def _check_tokenizer(self) -> None:
         """The local tokenizer (which gives character offsets) must split text and apply the
@@ -91,7 +79,7 @@ class VllmBackend(Backend):
             {"model": self.served_model, "prompt": PROBE, "add_special_tokens": False},
         )["tokens"]
         if list(local) != list(remote):
-            raise EngineError(
+            raise NoPromptLogprobs(
                 f"the tokenizer of {self.local_model_id} does not match the one {self.served_model}"
                 " is served with; pass the served model's folder as --model (the model setting)"
             )
@@ -109,7 +97,7 @@ class VllmBackend(Backend):
             },
         )["tokens"]
         if list(mine) != list(theirs):
-            raise EngineError(
+            raise NoPromptLogprobs(
                 f"the chat template of {self.local_model_id} differs from the one the engine "
                 f"applies to {self.served_model}; pass the served model's folder as --model"
             )
@@ -123,9 +111,9 @@ class VllmBackend(Backend):
         choice = self.client.post("/v1/completions", self._score_body(ids))["choices"][0]
         got = choice.get("prompt_logprobs")
         if not isinstance(got, list) or len(got) != len(ids):
-            raise EngineError(
-                f"the engine at {self.client.base} does not return prompt log-probabilities "
-                "(`prompt_logprobs`); promptxray needs a vLLM OpenAI-compatible server"
+            raise NoPromptLogprobs(
+                f"the server at {self.client.base} does not return prompt log-probabilities "
+                "(`prompt_logprobs`)"
             )
         expected = float(got[-1][str(ids[-1])]["logprob"])
         try:
@@ -177,15 +165,6 @@ class VllmBackend(Backend):
         self._count_request(len(body["prompt"]))
         return answer
 
-    def _count_request(self, tokens: int, sequences: int = 0) -> None:
-        """Count one request of `tokens` prompt tokens that ran `sequences` sequences (under
-        the lock: requests are sent from a pool of threads)."""
-        with self._lock:
-            self.counters.tokens_sent += tokens
-            self.counters.requests += 1
-            self.counters.forward_passes += sequences
-            self.counters.sequences += sequences
-
     def _check_fits(self, prompt: int, extra: int) -> None:
         """ContextLengthError when `prompt` + `extra` tokens exceed the served context."""
         if prompt + extra > self.context_length:
@@ -194,9 +173,13 @@ class VllmBackend(Backend):
     def _chooses(self, shared: int, target: list[int]) -> bool:
         """Whether to score by chosen tokens: always for a one-token target (one request
         either way, and the cache is read); for longer targets only when the prefix the
-        cache serves (`shared` tokens) saves more than the extra requests cost."""
+        cache serves (`shared` tokens) saves more than the extra requests cost. Under a
+        request budget (`max_requests`: requests are what the user pays for), one request per
+        variant."""
         if self.scoring != "auto":
             return self.scoring == "chosen"
+        if self.options.max_requests is not None:
+            return len(target) == 1
         return len(target) == 1 or shared >= CACHE_PAYS_TOKENS
 
     def _score_one(self, ids: list[int], target: list[int], shared: int = 0) -> np.ndarray:
@@ -222,8 +205,7 @@ class VllmBackend(Backend):
             found = (entry or {}).get(str(token))
             if found is None:
                 raise EngineError(
-                    f"the engine's answer lacks the log-probability of target token {t}; "
-                    "promptxray needs a vLLM OpenAI-compatible server"
+                    f"the server's answer lacks the log-probability of target token {t}"
                 )
             out[t] = float(found["logprob"] if isinstance(found, dict) else found)
         return out
@@ -240,35 +222,19 @@ class VllmBackend(Backend):
         A fault or a cancellation (raised by `progress`) stops the rest: no partial result."""
         for x in inputs:
             self._check_fits(len(x), len(target))
-        shared = [common_prefix(x, reference) if reference is not None else 0 for x in inputs]
+        ref = list(reference) if reference is not None else []
+        shared = [common_prefix(x, ref) for x in inputs]
         order = sorted(range(len(inputs)), key=lambda i: -shared[i])
-        out = np.zeros((len(inputs), len(target)), dtype=np.float64)
-        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
-        try:
-            pending: dict[Future[np.ndarray], int] = {}
-            queue = iter(order)
-            done = 0
-            for i in queue:
-                pending[pool.submit(self._score_one, inputs[i], target, shared[i])] = i
-                if len(pending) >= self.options.concurrency:
-                    break
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    out[pending.pop(future)] = future.result()
-                    done += 1
-                    self.counters.forward_passes += 1
-                    self.counters.sequences += 1
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(self._score_one, inputs[nxt], target, shared[nxt])] = (
-                            nxt
-                        )
-                if progress:
-                    progress(done, len(inputs))
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        return out
+        chosen = sum(len(target) if self._chooses(shared[i], target) else 1 for i in order)
+        self.check_budget(chosen, sum(len(x) + len(target) for x in inputs))
+        return rows_in_order(
+            order,
+            lambda i: self._score_one(inputs[i], target, shared[i]),
+            len(target),
+            self.options.concurrency,
+            progress,
+            self.counters,
+        )
 
     # --- next-token primitives (counterfactual edits) --------------------------------------------
     def _prompt_logprobs(self, prompt: list[int], k: int) -> list[dict[str, Any]]:
@@ -307,7 +273,7 @@ class VllmBackend(Backend):
         return np.array([g for g, _ in got], dtype=np.int64), np.array([lp for _, lp in got])
 
     def _run_logprobs(self, batch: PaddedBatch, target: list[int]) -> np.ndarray:
-        raise NotImplementedError("the vllm backend scores requests, not padded batches")
+        raise NotImplementedError("the openai backend scores requests, not padded batches")
 
     # --- generation ----------------------------------------------------------------------------
     def _generate_body(self, ids: Sequence[int], max_new_tokens: int) -> dict[str, Any]:
