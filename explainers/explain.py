@@ -288,14 +288,12 @@ def assemble(
         token_scores = np.array(unit_scores)
     for token in tokens:
         token.score = None if token_scores is None else float(token_scores[token.index])
-    spans = []
-    for unit, score in zip(ctx.units, unit_scores, strict=True):
-        run = _first_run(unit)
-        start = min(tokens[i].start for i in run)
-        end = max(tokens[i].end for i in run)
-        if request.granularity != "token":
-            start, end = _trim(source, start, end)
-        spans.append(Span(source[start:end], start, end, float(score), list(unit)))
+    spans = [
+        Span(source[start:end], start, end, float(score), list(unit))
+        for unit, score, (start, end) in zip(
+            ctx.units, unit_scores, unit_places(ctx, source, request.granularity), strict=True
+        )
+    ]
     target = Target(
         text=backend.decode(ctx.target_ids),
         tokens=scored_tokens(backend, ctx.target_ids, ctx.base_logprobs),
@@ -349,6 +347,21 @@ def assemble(
         foil=foil,
         remote=remote,
     )
+
+
+def unit_places(ctx: MethodContext, source: str, granularity: str) -> list[tuple[int, int]]:
+    """Where each unit is shown in the file: (start, end) of its first run of tokens, narrowed
+    to its non-whitespace text unless the units are tokens."""
+    tokens = ctx.input.tokens
+    places = []
+    for unit in ctx.units:
+        run = _first_run(unit)
+        start = min(tokens[i].start for i in run)
+        end = max(tokens[i].end for i in run)
+        if granularity != "token":
+            start, end = _trim(source, start, end)
+        places.append((start, end))
+    return places
 
 
 def _first_run(unit: list[int]) -> list[int]:

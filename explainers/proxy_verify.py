@@ -18,7 +18,13 @@ import numpy as np
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.details import PartFigure, ProxyAgreement, StageInfo
 from promptxray.explainers.errors import InvalidRequestError
-from promptxray.explainers.explain import StageProgress, assemble, explain, prepare
+from promptxray.explainers.explain import (
+    StageProgress,
+    assemble,
+    explain,
+    prepare,
+    unit_places,
+)
 from promptxray.explainers.registry import MethodResult, get_method
 from promptxray.explainers.types import ExplainRequest, Explanation
 
@@ -52,12 +58,12 @@ def explain_with_proxy(
     yield local
 
     n = len(ctx.units)
-    skeleton = assemble(request, prep, backend, spec, MethodResult(unit_scores=np.zeros(n)), None)
-    where = {(s.start, s.end): i for i, s in enumerate(skeleton.spans)}
+    places = unit_places(ctx, prep.source, granularity)
+    where = {place: i for i, place in enumerate(places)}
     theirs = {(s.start, s.end): s.score for s in local.spans}
     ranked = sorted(theirs, key=lambda k: -abs(theirs[k]))
     chosen = sorted({where[k] for k in ranked[:top] if k in where})
-    scores = np.array([theirs.get((s.start, s.end), 0.0) for s in skeleton.spans])
+    scores = np.array([theirs.get(place, 0.0) for place in places])
     if chosen:
         ablated = ctx.score_variants([ctx.ids_without(ctx.units[i]) for i in chosen])
         scores[chosen] = ctx.base_score - ablated

@@ -67,19 +67,14 @@ class ChatBackend(RemoteAccounting, Backend):
         top_logprobs: int = TOP_LOGPROBS,
         name: str = "openai",
     ) -> None:
-        self.name = name
-        self.client = client
-        self.served = served
-        self.served_model = served.name
-        self.options = options
+        self._init_remote(client, served, options, name)
         self.prefill = prefill
         self.top_logprobs = top_logprobs
         self.many_samples = True  # the server takes `n` > 1 (else one request per sample)
         self.capabilities = Capabilities(
             scoring=scoring, tokenizer=False, streams=True, remote=True
         )
-        self._init_accounting()
-        super().__init__(TextTokenizer(), f"{served.name} at {client.base}", served.context_length)
+        super().__init__(TextTokenizer(), served.label, served.context_length)
         self.text_tokens: TextTokenizer = self.tokenizer
         self.notes: dict[bytes, ScoreNote] = {}
         self.answer_tokens: dict[tuple[int, ...], int] = {}  # answer → its completion tokens
@@ -89,13 +84,10 @@ class ChatBackend(RemoteAccounting, Backend):
         """A given target (or foil) is one piece: how the server splits it is not known."""
         return [self.text_tokens.piece_id(text.encode("utf-8"), server_token=False)]
 
-    def piece(self, token_id: int) -> str:
-        return self.decode([token_id])
-
     def token_count(self, ids: Sequence[int]) -> int:
         """An estimate (characters / 4): the server's tokenizer is not known here; a prompt
         it finds too long is refused by the server, with its own counts."""
-        return -(-len(ids) // CHARS_PER_TOKEN)
+        return estimated_tokens(len(ids))
 
     # --- requests ------------------------------------------------------------------------------
     def _chat(self, body: dict[str, Any], prompt_chars: int) -> dict[str, Any]:
@@ -108,7 +100,7 @@ class ChatBackend(RemoteAccounting, Backend):
                 raise self._too_long(exc.detail, prompt_chars, extra) from None
             raise
         usage = answer.get("usage") or {}
-        self._count_request(int(usage.get("prompt_tokens") or prompt_chars // CHARS_PER_TOKEN))
+        self._count_request(int(usage.get("prompt_tokens") or estimated_tokens(prompt_chars)))
         if not answer.get("choices"):
             raise EngineError(f"the server at {self.client.base} answered with no choices")
         return dict(answer)
@@ -119,7 +111,7 @@ class ChatBackend(RemoteAccounting, Backend):
         limit = re.search(r"context length is (\d+)", detail)
         used = re.search(r"(\d+) (?:input |prompt )?tokens", detail.split("However", 1)[-1])
         return ContextLengthError(
-            int(used.group(1)) if used else prompt_chars // CHARS_PER_TOKEN,
+            int(used.group(1)) if used else estimated_tokens(prompt_chars),
             extra,
             int(limit.group(1)) if limit else self.context_length,
             self.served.name,
@@ -143,27 +135,30 @@ class ChatBackend(RemoteAccounting, Backend):
         }
 
     # --- generation ----------------------------------------------------------------------------
+    def _greedy_body(self, ids: Sequence[int], max_new_tokens: int) -> dict[str, Any]:
+        """The request for the greedy answer to prompt `ids` (with the tokens' log-probabilities
+        where the tier has them)."""
+        body: dict[str, Any] = {"messages": messages_of(self.decode(ids))}
+        if self.capabilities.scoring.logprobs:
+            return body | self._logprob_body(max_new_tokens)
+        return body | {"max_tokens": max_new_tokens, "temperature": 0}
+
     def generate(self, ids: Sequence[int], max_new_tokens: int) -> list[int]:
         """The server's greedy answer as pieces (its own tokens where it returns them),
         ending with END_ID when it stopped by itself."""
-        messages = messages_of(self.decode(ids))
-        body: dict[str, Any] = {"messages": messages, "max_tokens": max_new_tokens}
-        body["temperature"] = 0
-        if self.capabilities.scoring.logprobs:
-            body |= self._logprob_body(max_new_tokens)
-        answer = self._chat(body, len(ids))
+        answer = self._chat(self._greedy_body(ids, max_new_tokens), len(ids))
         choice = answer["choices"][0]
-        pieces = self._pieces(choice)
+        pieces = self._pieces(choice, str((choice.get("message") or {}).get("content") or ""))
         used = (answer.get("usage") or {}).get("completion_tokens")
         self.answer_tokens[tuple(pieces)] = int(used or len(pieces))
         if choice.get("finish_reason") == "stop":
             pieces.append(END_ID)
         return pieces
 
-    def _pieces(self, choice: dict[str, Any]) -> list[int]:
-        """An answer's pieces: the server's tokens from its log-probabilities (without the
-        stop token some servers list after the text), else its text as one piece."""
-        text = str((choice.get("message") or {}).get("content") or "")
+    def _pieces(self, choice: dict[str, Any], text: str) -> list[int]:
+        """The pieces of an answer's `text` (a whole message, or a streamed delta): the
+        server's tokens from its log-probabilities (without the stop token some servers list
+        after the text), else the text as one piece."""
         entries = answer_entries(choice, text.encode("utf-8"))
         if entries:
             return [self.text_tokens.piece_id(token_bytes(e)) for e in entries]
@@ -171,20 +166,11 @@ class ChatBackend(RemoteAccounting, Backend):
 
     def stream_generate(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[list[int]]:
         """The greedy answer as the server streams it (pieces; END_ID when it stopped)."""
-        messages = messages_of(self.decode(ids))
-        body: dict[str, Any] = {"model": self.served.name, "messages": messages}
-        body |= {"max_tokens": max_new_tokens, "temperature": 0}
-        if self.capabilities.scoring.logprobs:
-            body |= self._logprob_body(max_new_tokens)
-        self._count_request(len(ids) // CHARS_PER_TOKEN)
+        body = {"model": self.served.name, **self._greedy_body(ids, max_new_tokens)}
+        self._count_request(estimated_tokens(len(ids)))
         for event in self.client.stream("/v1/chat/completions", body):
             for choice in event.get("choices", []):
-                text = str((choice.get("delta") or {}).get("content") or "")
-                entries = answer_entries(choice, text.encode("utf-8"))
-                if entries:
-                    new = [self.text_tokens.piece_id(token_bytes(e)) for e in entries]
-                else:
-                    new = [self.text_tokens.piece_id(text.encode(), False)] if text else []
+                new = self._pieces(choice, str((choice.get("delta") or {}).get("content") or ""))
                 if choice.get("finish_reason") == "stop":
                     new.append(END_ID)
                 if new:
@@ -208,7 +194,7 @@ class ChatBackend(RemoteAccounting, Backend):
         order = sorted(range(len(inputs)), key=lambda i: -common_prefix(inputs[i], ref))
         chars = sum(len(x) for x in inputs)
         per_row = 1 if self.capabilities.scoring.logprobs or self.many_samples else SAMPLES
-        self.check_budget(per_row * len(inputs), chars // CHARS_PER_TOKEN)
+        self.check_budget(per_row * len(inputs), estimated_tokens(chars))
         if self.capabilities.scoring is Scoring.TEXT:
 
             def one(i: int) -> np.ndarray:
@@ -360,6 +346,12 @@ class ChatBackend(RemoteAccounting, Backend):
             str(self._chat(body, chars)["choices"][0].get("message", {}).get("content") or "")
             for _ in range(n)
         ]
+
+
+def estimated_tokens(chars: int) -> int:
+    """A prompt's token count estimated from its characters (where the server does not say):
+    for budgets and messages only, never a figure of an explanation."""
+    return -(-chars // CHARS_PER_TOKEN)
 
 
 def answer_entries(choice: dict[str, Any], content: bytes) -> list[dict[str, Any]]:

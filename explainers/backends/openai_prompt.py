@@ -55,17 +55,12 @@ class PromptLogprobsBackend(RemoteAccounting, Backend):
         model_id: str,
         name: str = "openai",
     ) -> None:
-        self.name = name
-        self.options = options
-        self.client = client
-        self.served = served
-        self.served_model = served.name
-        self._init_accounting()
+        self._init_remote(client, served, options, name)
         # how targets are scored: "prompt", "chosen" or "auto" (chosen where it pays, on
         # engines that offer it); set by _check_prompt_logprobs
         self.scoring = "prompt"
         self.max_logprobs = MAX_LOGPROBS
-        super().__init__(tokenizer, f"{served.name} at {client.base}", served.context_length)
+        super().__init__(tokenizer, served.label, served.context_length)
         self.local_model_id = model_id
         self._check_tokenizer()
         self._check_prompt_logprobs()

@@ -33,6 +33,11 @@ class Served:
     context_length: int
     endpoint: str
 
+    @property
+    def label(self) -> str:
+        """The model as explanations name it: "NAME at ENDPOINT"."""
+        return f"{self.name} at {self.endpoint}"
+
 
 def choose_model(client: EngineClient, wanted: str | None) -> Served:
     """The served model's name and context length from /v1/models. A wrong name is an error
@@ -70,7 +75,15 @@ class RemoteAccounting:
     # a front end's callback for the cost of each batch, said before it is sent
     on_cost: Callable[[str], None] | None = None
 
-    def _init_accounting(self) -> None:
+    def _init_remote(
+        self, client: EngineClient, served: Served, options: BackendOptions, name: str
+    ) -> None:
+        """What a backend behind a server holds, beside the Backend's own state."""
+        self.name = name
+        self.client = client
+        self.served = served
+        self.served_model = served.name
+        self.options = options
         self._lock = threading.Lock()
 
     def _count_request(self, tokens: int, sequences: int = 0) -> None:
@@ -101,7 +114,7 @@ class RemoteAccounting:
     def remote_info(self) -> RemoteInfo:
         """Which model answered, where, in which tier (and why not a better one), and what
         this explanation sent so far."""
-        client: EngineClient = self.client  # type: ignore[attr-defined]
+        client = self.client
         caps = self.capabilities  # type: ignore[attr-defined]
         price = self.options.price_per_mtok
         return RemoteInfo(
