@@ -216,7 +216,7 @@ def _explain_all(runs: list[FileRun], args: argparse.Namespace) -> None:
         except PromptXrayError as exc:
             run.problem = f"could not explain {run.path}: {exc}"
         else:
-            run.results = evaluate(spec, run.explanation, args.lang)
+            run.results = evaluate(spec, run.explanation, args.lang, request.text)
         run.seconds = time.perf_counter() - began
 
 

@@ -20,7 +20,9 @@ For a leave-one-out method (`MethodSpec.leave_one_out`: occlusion, the default) 
 4. **lines**: exact scores of every line of the blocks that matter; inert blocks stay whole,
    their block's exact score standing for their lines (`StageInfo.pending_lines`);
 5. **refined**: the remaining lines, then the words and tokens of the lines that matter, with
-   the full faithfulness figures: exactly what `explain()` returns.
+   the full faithfulness figures, and the lines tested in pairs for redundancy and conflict
+   as `explain()` tests them (interactions.py): exactly what `explain()` returns, plus the
+   blocks' redundant pairs.
 
 A prompt whose blocks are its lines (a short one) has only "lines" and "refined".
 The gradient × input preview the first stage replaces was not faithful: Spearman −0.16 and
@@ -48,13 +50,15 @@ from promptxray.explainers.blocks import (
     outline,
 )
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.details import Redundancy, StageFidelity, StageInfo
+from promptxray.explainers.details import PairTest, PartPair, StageFidelity, StageInfo
 from promptxray.explainers.explain import (
     Prepared,
     StageProgress,
     assemble,
     explain,
     finish,
+    found_lines,
+    line_pairs,
     prepare,
     reference_logprobs,
 )
@@ -112,7 +116,9 @@ def explain_stages(
     exact: dict[int, float] = {}  # line index -> its exact removal effect
     run = _Runner(request, prep, backend, method, plan, progress)
     found = BlockPass(blocks, np.zeros(len(blocks)), list(range(len(blocks))), [])
-    redundant: list[Redundancy] = []
+    redundant: list[PartPair] = []  # the pairs found so far, and what was tested
+    pair_test: PairTest | None = None
+    block_ranges: list[tuple[int, int]] = []
     shown: _View | None = None  # the stage last shown, as asked lines update it
     split_on_request: set[int] = set()  # blocks split into lines because the user asked
 
@@ -120,7 +126,9 @@ def explain_stages(
         units, values = _mixed(blocks, found.scores, view.expanded, line_units, view.values)
         whole = _whole_lines(blocks, view.expanded)
         kind = "block" if view.name == "blocks" else "line"
-        return run.stage(view.name, units, values, kind, redundant, view.fidelity, whole)
+        expl = run.stage(view.name, units, values, kind, redundant, view.fidelity, whole)
+        expl.pair_test = pair_test
+        return expl
 
     def answer_asked() -> Iterator[Explanation]:
         """Lines the user asked about (hovered) that the shown stage has no exact value for
@@ -168,8 +176,11 @@ def explain_stages(
             plan.remove("top_lines")  # it would split all the blocks "lines" does, or none
         shown = _View("blocks", set(), dict(exact), StageFidelity())
         first = show(shown)  # the pairs are named by the ranges its spans show
-        redundant = found.redundancies([(s.start, s.end) for s in first.spans])
-        first.redundant = list(redundant)
+        block_ranges = [(s.start, s.end) for s in first.spans]
+        if found.pairs is not None:
+            redundant = found.pairs.part_pairs(found.scores, block_ranges)
+            pair_test = found.pairs.test
+        first.pairs, first.pair_test = list(redundant), pair_test
         yield first
         yield from answer_asked()
     focus = [line for b in found.matter for line in blocks[b].lines]
@@ -230,7 +241,14 @@ def explain_stages(
     if request.faithfulness:
         faith = faithfulness(final.ctx.score_masks, result.scores_per_unit(final.ctx.units))
     expl = assemble(request, final, backend, method, result, faith)
-    expl.redundant = list(redundant)
+    expl.pairs, expl.pair_test = list(redundant), pair_test
+    lines = line_pairs(final, method, hierarchy.info(), request.options)
+    if lines is not None:  # the lines, in pairs, as explain() tests them; the blocks' pairs kept
+        expl.pairs += lines.part_pairs(*found_lines(final, hierarchy.info()))
+        expl.pairs.sort(key=lambda p: -abs(p.interaction))
+        expl.pair_test = lines.test
+        expl.forward_passes = backend.counters.forward_passes
+        expl.sequences_scored = backend.counters.sequences
     finish(expl, request, backend, progress)
     expl.stage = run.info("refined", "auto")
     yield expl
@@ -311,7 +329,7 @@ class _Runner:
         units: list[list[int]],
         scores: Sequence[float],
         granularity: str,
-        redundant: list[Redundancy],
+        redundant: list[PartPair],
         fidelity: StageFidelity | None = None,
         pending_lines: int = 0,
     ) -> Explanation:
@@ -322,7 +340,7 @@ class _Runner:
         result = MethodResult(unit_scores=values, ablated_logprob=[float(base - v) for v in values])
         prep = replace(self.prep, ctx=replace(self.prep.ctx, units=units))
         expl = assemble(self.request, prep, self.backend, self.method, result, None)
-        expl.redundant = list(redundant)
+        expl.pairs = list(redundant)
         expl.stage = self.info(name, granularity, fidelity, pending_lines)
         return expl
 

@@ -10,21 +10,21 @@ per line.
 
 Leave-one-out's blind spot is redundancy: two blocks that say the same thing each cost
 little when removed alone. Before the lines of blocks with no effect are left for later, the
-inert blocks are removed together; if that costs the answer, the pairs among them are tested,
-and redundant blocks are treated as blocks that matter (`Redundancy` names each pair).
+inert blocks are removed together; if that costs the answer, the pairs among them are tested
+(interactions.py), and redundant blocks are treated as blocks that matter.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.details import Redundancy
 from promptxray.explainers.hierarchy import REFINE_FLOOR, removal_effects
+from promptxray.explainers.interactions import FoundPairs, find_pairs
 from promptxray.explainers.prompt.document import PromptDocument
 from promptxray.explainers.prompt.structure import sections
 from promptxray.explainers.registry import MethodSpec
@@ -36,9 +36,6 @@ FLOOR = REFINE_FLOOR
 # a prompt with more blocks than twice this is first scored in this many large parts of whole
 # blocks (the "outline" stage: about two plain forwards, whatever the prompt's length)
 OUTLINE_PARTS = 4
-# pairs are tested among at most this many inert blocks (15 variants); with more, all inert
-# blocks are treated as possibly redundant and their lines scored
-PAIR_LIMIT = 6
 
 
 @dataclass
@@ -58,22 +55,8 @@ class BlockPass:
     scores: np.ndarray
     matter: list[int]  # block indices, largest |effect| first
     inert: list[int]  # blocks with no measurable effect, alone or with the others
-    joint: float | None = None  # the inert blocks removed together (None: not tested)
-    # (a, b, both): two inert blocks whose joint removal costs `both` nats
-    pairs: list[tuple[int, int, float]] = field(default_factory=list)
-
-    def redundancies(self, ranges: list[tuple[int, int]]) -> list[Redundancy]:
-        """The redundant pairs, given each block's file range (as its span shows it)."""
-        return [
-            Redundancy(
-                list(ranges[a]),
-                list(ranges[b]),
-                float(self.scores[a]),
-                float(self.scores[b]),
-                both,
-            )
-            for a, b, both in self.pairs
-        ]
+    # the redundancy test of the inert blocks (interactions.find_pairs, inert blocks only)
+    pairs: FoundPairs | None = None
 
 
 def block_size(n_lines: int) -> int:
@@ -135,25 +118,12 @@ def block_pass(
     scores = removal_effects(ctx, spec, [b.tokens for b in blocks])
     inert = [i for i, s in enumerate(scores) if abs(s) < floor]
     found = BlockPass(blocks, scores, [], inert)
-    if len(inert) >= 2:
-        union = sorted(t for i in inert for t in blocks[i].tokens)
-        found.joint = float(removal_effects(ctx, spec, [union])[0])
-        if abs(found.joint) >= floor:  # together they matter: which ones say the same thing?
-            suspects = set(inert)
-            if len(inert) <= PAIR_LIMIT:
-                pairs = list(itertools.combinations(inert, 2))
-                both = removal_effects(
-                    ctx, spec, [blocks[a].tokens + blocks[b].tokens for a, b in pairs]
-                )
-                suspects = set()
-                for (a, b), value in zip(pairs, both, strict=True):
-                    # together they cost the answer more than the floor beyond what each does
-                    if abs(value) >= floor and abs(value - scores[a] - scores[b]) >= floor:
-                        suspects |= {a, b}
-                        found.pairs.append((a, b, float(value)))
-                if not suspects:  # only all of them together: keep every one
-                    suspects = set(inert)
-            found.inert = [i for i in inert if i not in suspects]
+    found.pairs = find_pairs(ctx, spec, [b.tokens for b in blocks], scores, floor, matter=0)
+    joint = found.pairs.test.inert_joint
+    if joint is not None and abs(joint) >= floor:  # together they matter: keep the redundant
+        # ones (all of them when no pair explains it, or when too many to test in pairs)
+        suspects = found.pairs.units() or set(inert)
+        found.inert = [i for i in inert if i not in suspects]
     found.matter = sorted(
         (i for i in range(len(blocks)) if i not in found.inert), key=lambda i: -abs(scores[i])
     )

@@ -127,20 +127,52 @@ class StageInfo:
         return made
 
 
+PairKind = Literal["redundant", "conflict"]
+
+
 @dataclass
-class Redundancy:
-    """Two parts that say the same thing to the model: removing either alone costs little
-    (`first_alone`, `second_alone` nats), removing both costs `both` nats. Ranges are file
-    offsets, so the pair stays true for any granularity's spans inside them."""
+class PartPair:
+    """Two parts whose joint effect leave-one-out cannot see (explainers/interactions.py says
+    when): "redundant", they say the same thing (removing either alone costs little, both a
+    lot); "conflict", they pull against each other (one supports the answer, the other works
+    against it, and without the first the second no longer does). Figures are removal
+    effects in nats; ranges are file offsets, so the pair stays true for any granularity's
+    spans inside them."""
 
     first: list[int]  # [start, end)
     second: list[int]
     first_alone: float
     second_alone: float
     both: float
+    kind: PairKind = "redundant"
+
+    @property
+    def interaction(self) -> float:
+        """What removing both costs beyond the sum of removing each alone (nats)."""
+        return self.both - self.first_alone - self.second_alone
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Redundancy:
+    def from_dict(cls, data: dict[str, Any]) -> PartPair:
+        return _build(cls, data)
+
+
+@dataclass
+class PairTest:
+    """What the pair test covered, so a report can say what was not tested: `parts` in all,
+    `tested` of them in pairs (`pairs` pairs, each one removal of both; `similar` of them
+    because the two share most of their words), and the parts with no measurable effect alone
+    (`inert`) removed together (`inert_joint` nats; None: not removed together)."""
+
+    parts: int
+    tested: int
+    pairs: int
+    inert: int = 0
+    inert_joint: float | None = None
+    inert_tested: bool = True  # False: too many inert parts to test in pairs
+    similar: int = 0  # pairs of other parts tested because they share most of their words
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairTest:
         return _build(cls, data)
 
 

@@ -15,10 +15,11 @@ from promptxray.explainers.backends import get_backend
 from promptxray.explainers.backends.base import Backend
 from promptxray.explainers.backends.capabilities import Scoring
 from promptxray.explainers.context import MethodContext
-from promptxray.explainers.details import ScoreKind
+from promptxray.explainers.details import HierarchyInfo, ScoreKind
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import ModelInput, build_input
+from promptxray.explainers.interactions import FoundPairs, find_pairs, wants_pairs
 from promptxray.explainers.metrics import Faithfulness, faithfulness
 from promptxray.explainers.prompt.document import PromptDocument, request_document
 from promptxray.explainers.registry import (
@@ -47,6 +48,8 @@ from promptxray.explainers.types import (
 from promptxray.explainers.units import group_units
 
 # progress(stage, done, total): stage is "load", "target" or "attribute".
+# parts tested in pairs for redundancy and conflict (few and whole; interactions.py)
+PAIR_GRANULARITIES = ("line", "sentence", "section", "message", "example", "variable")
 # what a contrastive explanation's faithfulness curves hold (the curves' `units`)
 CONTRAST_UNITS = "log P(target) − log P(foil) (exp: the odds of target over foil)"
 StageProgress = Callable[[str, int, int], None]
@@ -243,7 +246,59 @@ def _explain(
             "faithfulness_s": time.perf_counter() - prep.started - method_s,
             "faithfulness_forward_passes": backend.counters.forward_passes - passes,
         }
-    return assemble(request, prep, backend, spec, result, faith), backend
+    expl = assemble(request, prep, backend, spec, result, faith)
+    if spec.leave_one_out and exact and request.granularity in PAIR_GRANULARITIES:
+        pairs_into(expl, request, prep, spec)
+    elif spec.leave_one_out and exact and result.hierarchy is not None:
+        found = line_pairs(prep, spec, result.hierarchy, request.options)
+        if found is not None:
+            expl.pairs = found.part_pairs(*found_lines(prep, result.hierarchy))
+            expl.pair_test = found.test
+            _count(expl, prep)
+    return expl, backend
+
+
+def pairs_into(
+    expl: Explanation, request: ExplainRequest, prep: Prepared, spec: MethodSpec
+) -> None:
+    """Test the explanation's parts in pairs for redundancy and conflict (interactions.py),
+    unless the request's options turn it off."""
+    if not wants_pairs(request.options) or len(expl.spans) < 2:
+        return
+    scores = [s.score for s in expl.spans]
+    found = find_pairs(prep.ctx, spec, prep.ctx.units, scores)
+    expl.pairs = found.part_pairs(scores, [(s.start, s.end) for s in expl.spans])
+    expl.pair_test = found.test
+    _count(expl, prep)
+
+
+def line_pairs(
+    prep: Prepared, spec: MethodSpec, hierarchy: HierarchyInfo, options: dict[str, Any]
+) -> FoundPairs | None:
+    """Granularity "auto": the line pass's lines tested in pairs (the parts that matter most
+    and the inert ones, interactions.py); None when the request turns the test off."""
+    if not wants_pairs(options) or len(hierarchy.line_scores) < 2:
+        return None
+    return find_pairs(prep.ctx, spec, hierarchy.line_token_indices, hierarchy.line_scores)
+
+
+def found_lines(
+    prep: Prepared, hierarchy: HierarchyInfo
+) -> tuple[list[float], list[tuple[int, int]]]:
+    """The line pass's scores and each line's place in the file (as a line span shows it)."""
+    tokens = prep.ctx.input.tokens
+    places = [
+        _trim(prep.source, tokens[unit[0]].start, tokens[unit[-1]].end)
+        for unit in hierarchy.line_token_indices
+    ]
+    return hierarchy.line_scores, places
+
+
+def _count(expl: Explanation, prep: Prepared) -> None:
+    """The explanation's cost figures after more work on its context (the pair test)."""
+    expl.forward_passes = prep.ctx.backend.counters.forward_passes
+    expl.sequences_scored = prep.ctx.backend.counters.sequences
+    expl.wall_time_s = time.perf_counter() - prep.started
 
 
 def _auto_granularity(spec: MethodSpec, prep: Prepared) -> MethodResult:

@@ -17,7 +17,8 @@ from promptxray.explainers.details import (
     Counterfactuals,
     FaithfulnessCurves,
     HierarchyInfo,
-    Redundancy,
+    PairTest,
+    PartPair,
     RemoteInfo,
     ScoreKind,
     SelfExplanation,
@@ -36,9 +37,10 @@ GRANULARITIES: tuple[Granularity, ...] = (*FIXED_GRANULARITIES, "auto")
 STRUCTURE_GRANULARITIES: tuple[FixedGranularity, ...] = FIXED_GRANULARITIES[3:]
 # 2: typed fields (ablated_logprob, hierarchy, faithfulness, auto, counterfactuals,
 # self_explanation, score_kind, body_start) instead of keys of `details`; 3: `answer_check`
-# (with fp32's answer in it) instead of details["answer_check"] and details["reference_answer"].
-# Older versions still read.
-SCHEMA_VERSION = 4
+# (with fp32's answer in it) instead of details["answer_check"] and details["reference_answer"];
+# 4: `redundant`, `remote`; 5: `pairs` (redundant or conflicting, with `pair_test`) instead of
+# `redundant`. Older versions still read.
+SCHEMA_VERSION = 5
 # version-1 keys of `details` that became typed fields, and how each is read
 _TYPED_DETAILS: dict[str, Any] = {
     "ablated_logprob": list,
@@ -187,8 +189,10 @@ class Explanation:
     foil: Foil | None = None
     # a quantized model: would fp32 answer the same? (explainers/answer_check.py)
     answer_check: AnswerCheck | None = None
-    # parts found redundant with each other (leave-one-out alone would call them inert)
-    redundant: list[Redundancy] = field(default_factory=list)
+    # pairs of parts leave-one-out cannot see: redundant (either alone keeps the answer) or
+    # in conflict (pulling against each other); `pair_test` says what was tested
+    pairs: list[PartPair] = field(default_factory=list)
+    pair_test: PairTest | None = None
     # scored by a server: which model and tier, its cost, the figures that are not exact
     remote: RemoteInfo | None = None
 
@@ -240,10 +244,12 @@ class Explanation:
             data["counterfactuals"] = Counterfactuals.from_dict(data["counterfactuals"])
         if isinstance(data.get("foil"), dict):
             data["foil"] = Foil.from_dict(data["foil"])
-        data["redundant"] = [
-            Redundancy.from_dict(r) if isinstance(r, dict) else r
-            for r in data.get("redundant") or []
+        legacy = data.pop("redundant", None) or []  # schema 4: redundant pairs only
+        data["pairs"] = [
+            PartPair.from_dict(r) if isinstance(r, dict) else r for r in data.get("pairs") or legacy
         ]
+        if isinstance(data.get("pair_test"), dict):
+            data["pair_test"] = PairTest.from_dict(data["pair_test"])
         if isinstance(data.get("answer_check"), dict):
             data["answer_check"] = AnswerCheck.from_dict(data["answer_check"])
         if isinstance(data.get("remote"), dict):

@@ -42,7 +42,7 @@ def check_diagnostics(
     if expl is None or (expl.stage is not None and not expl.stage.final):
         return found
     note = check_text.settings_note(spec, expl, lang)
-    for result in evaluate(spec, expl, lang):
+    for result in evaluate(spec, expl, lang, text):
         if result.status == "pass":
             continue
         a = result.assertion

@@ -127,6 +127,37 @@ def result_diagnostics(
     return driver_diagnostics(expl, pmap, lang, threshold)
 
 
+def pair_diagnostics(
+    uri: str, expl: Explanation, pmap: PositionMap, lang: str = "en"
+) -> list[types.Diagnostic]:
+    """One diagnostic per redundant or conflicting pair (`Explanation.pairs`), on its first
+    part, its related information at the other: a Warning for parts that pull against each
+    other, Information for parts that say the same thing."""
+    out = []
+    for pair in expl.pairs:
+        conflict = pair.kind == "conflict"
+        other = types.Location(uri=uri, range=pmap.range(pair.second[0], pair.second[1]))
+        out.append(
+            types.Diagnostic(
+                range=pmap.range(pair.first[0], pair.first[1]),
+                message=nl.pair_sentence(expl, pair, lang, pmap.text),
+                severity=(
+                    types.DiagnosticSeverity.Warning
+                    if conflict
+                    else types.DiagnosticSeverity.Information
+                ),
+                code=pair.kind,
+                source=SOURCE,
+                related_information=[
+                    types.DiagnosticRelatedInformation(
+                        location=other, message=nl.pair_related(expl, pair, lang)
+                    )
+                ],
+            )
+        )
+    return out
+
+
 def unnecessary_diagnostics(
     lines: Explanation, pmap: PositionMap, threshold: float, lang: str = "en"
 ) -> list[types.Diagnostic]:

@@ -52,6 +52,10 @@ class Publisher:
                 diagnostics += convert.unnecessary_diagnostics(
                     result.lines, pmap, s.unnecessaryThreshold, s.language
                 )
+            paired = result.explanation  # the pairs, or the line pass's (a gradient method)
+            if not paired.pairs and result.lines is not None:
+                paired = result.lines
+            diagnostics += convert.pair_diagnostics(doc.uri, paired, pmap, s.language)
         # the prompt's own `checks:`: an Error on each invalid or failing assertion's line
         diagnostics += check_diagnostics(
             doc.uri, doc.text, result.explanation, pmap, self.ls.settings.language

@@ -13,6 +13,7 @@ from promptxray.explainers.checks.spec import (
 )
 from promptxray.explainers.nl import NO_EFFECT_NATS, check_text
 from promptxray.explainers.nl.figures import finite_score
+from promptxray.explainers.nl.pairs_text import no_pair_test_detail, no_redundant_detail
 from promptxray.explainers.types import Explanation
 
 
@@ -28,13 +29,20 @@ def part_effect(expl: Explanation, part: Part) -> tuple[float, float, int]:
     return effect, share, len(overlapping)
 
 
-def evaluate(spec: CheckSpec, expl: Explanation, lang: str = "en") -> list[CheckResult]:
-    """Check every valid assertion of `spec` on `expl` (an explanation of the same text)."""
-    return [check(a, expl, spec.no_effect_threshold, lang) for a in spec.assertions]
+def evaluate(
+    spec: CheckSpec, expl: Explanation, lang: str = "en", source: str | None = None
+) -> list[CheckResult]:
+    """Check every valid assertion of `spec` on `expl` (an explanation of the same text;
+    `source`, the file's text, gives the evidence its line numbers)."""
+    return [check(a, expl, spec.no_effect_threshold, lang, source) for a in spec.assertions]
 
 
 def check(
-    assertion: Assertion, expl: Explanation, threshold: float = NO_EFFECT_NATS, lang: str = "en"
+    assertion: Assertion,
+    expl: Explanation,
+    threshold: float = NO_EFFECT_NATS,
+    lang: str = "en",
+    source: str | None = None,
 ) -> CheckResult:
     """One assertion on one explanation, with its evidence."""
     answer, prob = expl.target.text, expl.target.prob
@@ -49,6 +57,8 @@ def check(
         ok = prob >= floor
         detail = check_text.probability_detail(evidence, floor, ok, lang)
         return CheckResult(assertion, _status(ok), evidence, detail)
+    if assertion.kind == "no_redundant":
+        return _no_redundant(assertion, expl, lang, source)
     assert assertion.part is not None
     effect, share, count = part_effect(expl, assertion.part)
     evidence = Evidence(answer, prob, effect, share, count)
@@ -66,6 +76,20 @@ def check(
     ok = share >= floor
     detail = check_text.share_detail(expl, evidence, floor, ok, lang)
     return CheckResult(assertion, _status(ok), evidence, detail)
+
+
+def _no_redundant(
+    assertion: Assertion, expl: Explanation, lang: str, source: str | None
+) -> CheckResult:
+    """no_redundant: no redundant pair (interactions.py) whose joint removal costs at least
+    the assertion's nats; an error where the explanation did not test pairs."""
+    evidence = Evidence(expl.target.text, expl.target.prob)
+    limit = float(assertion.value or 0.0)
+    if expl.pair_test is None:
+        return CheckResult(assertion, "error", evidence, no_pair_test_detail(expl, lang))
+    over = [p for p in expl.pairs if p.kind == "redundant" and p.both >= limit]
+    detail = no_redundant_detail(expl, over, limit, lang, source)
+    return CheckResult(assertion, _status(not over), evidence, detail)
 
 
 def _status(ok: bool) -> Status:

@@ -221,6 +221,16 @@ class _Parser:
             return Assertion(kind, line, offset, f"no_effect: {part.label}", part=part)
         if kind == "min_share":
             return self.min_share(node, line, offset)
+        if kind == "no_redundant":
+            nats = _number(value)
+            if nats is None or nats < 0:
+                self.error(
+                    node,
+                    "no_redundant needs the nats a redundant pair may cost (removing both), "
+                    f"a number >= 0, e.g. `- no_redundant: 1.0`; got {snippet(value)}",
+                )
+                return None
+            return Assertion(kind, line, offset, f"no_redundant: {nats:g}", value=nats)
         self.error(key, f"unknown assertion {snippet(kind)}; expected one of {', '.join(KINDS)}")
         return None
 

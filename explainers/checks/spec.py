@@ -11,7 +11,13 @@ from promptxray.explainers.nl.describe import NO_EFFECT_NATS
 KEY = "checks"
 OWN_KEY = "promptxray"  # checks may sit under it, where template runtimes ignore them
 ASSERT_KEY = "assert"
-KINDS: tuple[str, ...] = ("answer_contains", "min_probability", "no_effect", "min_share")
+KINDS: tuple[str, ...] = (
+    "answer_contains",
+    "min_probability",
+    "no_effect",
+    "min_share",
+    "no_redundant",
+)
 PART_KEYS: tuple[str, ...] = ("line", "section", "variable", "text")
 SETTINGS: tuple[str, ...] = ("method", "granularity", "max_new_tokens", "no_effect_threshold")
 
@@ -43,7 +49,8 @@ class Assertion:
     line: int  # 1-based line in the file
     offset: int  # where the entry starts in the file
     text: str  # the assertion as a short line, e.g. 'min_share: {{country}} >= 0.2'
-    value: str | float | None = None  # answer_contains: the text; min_probability: the floor
+    # answer_contains: the text; min_probability: the floor; no_redundant: the nats a pair may cost
+    value: str | float | None = None
     part: Part | None = None
     share: float | None = None  # min_share: the floor
 

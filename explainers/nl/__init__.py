@@ -15,7 +15,12 @@ from promptxray.explainers.nl.figures import (
     format_value,
     short,
 )
-from promptxray.explainers.nl.redundancy_text import redundancy_lines, redundancy_of
+from promptxray.explainers.nl.pairs_text import (
+    pair_lines,
+    pair_related,
+    pair_sentence,
+    redundancy_of,
+)
 from promptxray.explainers.nl.self_explain import (
     check_claims,
     describe_self_explanation,
@@ -55,8 +60,10 @@ __all__ = [
     "format_value",
     "no_effect",
     "no_effect_line",
+    "pair_lines",
+    "pair_related",
+    "pair_sentence",
     "pruning_lines",
-    "redundancy_lines",
     "redundancy_of",
     "self_explain",
     "self_explanation_line",

@@ -19,7 +19,7 @@ from promptxray.explainers.nl.figures import (
     format_value,
     stated_metrics,
 )
-from promptxray.explainers.nl.redundancy_text import redundancy_lines
+from promptxray.explainers.nl.pairs_text import pair_lines
 from promptxray.explainers.nl.remote_text import remote_line
 from promptxray.explainers.nl.summary_text import NO_EFFECT_NATS, answer_note, no_effect
 from promptxray.explainers.nl.tables import quote, quote_short, templates
@@ -224,7 +224,7 @@ def describe(
             )
         elif not unsigned:
             lines.append(t["no_effect_none"].format(total=ne["total"]))
-    lines += redundancy_lines(expl, lang, source)  # parts inert alone, not together
+    lines += pair_lines(expl, lang, source)  # what leave-one-out cannot see, and the cover
     if expl.hierarchy is not None:  # granularity "auto": what was refined, what was pruned
         h = expl.hierarchy
         skipped = t["sep"].join(pruning_lines(h, lang))

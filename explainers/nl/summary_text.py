@@ -16,7 +16,12 @@ import math
 
 from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.nl.figures import finite_score, format_prob, format_value
-from promptxray.explainers.nl.redundancy_text import overlaps_redundant, redundant_effect
+from promptxray.explainers.nl.pairs_text import (
+    conflict_note,
+    overlaps_redundant,
+    pair_summary,
+    redundant_effect,
+)
 from promptxray.explainers.nl.remote_text import remote_line, remote_span_effect
 from promptxray.explainers.nl.stage_text import stage_tag, stage_unit, stage_units
 from promptxray.explainers.nl.tables import quote_short, templates
@@ -29,7 +34,7 @@ GOOD_MARGIN_NATS = 1.0  # comprehensiveness − sufficiency (log P) at which the
 def no_effect(expl: Explanation, threshold: float = NO_EFFECT_NATS) -> list[int]:
     """Indices of the spans with no measurable effect: |score| under `threshold` nats, for
     scores measured in nats (removal effects and signed estimates), and in no redundant part
-    (`Explanation.redundant`: alone it costs little because another part says the same, but
+    (`Explanation.pairs`: alone it costs little because another part says the same, but
     removing both costs the answer). Unsigned saliences and activations have no unit of
     effect, so they never claim that a part has none."""
     if not expl.score_kind.in_nats:
@@ -60,9 +65,10 @@ def span_line(
 ) -> str:
     """One line about span `index`, after an early stage's tag: its rank and its effect in the
     method's own terms (for a removal, the answer's probability with and without it; for a
-    part with little effect in a redundant pair, the pair's figures). `source`, the file's
-    text when the caller has it, gives the other part of a redundant pair its line number."""
-    return stage_tag(expl, lang) + _span_effect(expl, index, lang, threshold, source)
+    part in a redundant pair, the pair's figures; a part in conflict names the other).
+    `source`, the file's text when the caller has it, gives the other part its line number."""
+    effect = _span_effect(expl, index, lang, threshold, source)
+    return stage_tag(expl, lang) + effect + conflict_note(expl, index, lang, source)
 
 
 def _span_effect(
@@ -79,10 +85,10 @@ def _span_effect(
     remote = remote_span_effect(expl, index, rank, unit, lang)
     if remote is not None:  # a server's bound or sampled estimate: said as what it is
         return remote
+    redundant = redundant_effect(expl, index, rank, lang, source) if kind.in_nats else None
+    if redundant is not None:  # little alone, but not "no effect": another says the same
+        return redundant
     if kind.in_nats and abs(value) < threshold:
-        redundant = redundant_effect(expl, index, rank, lang, source)
-        if redundant is not None:  # little alone, but not "no effect": another says the same
-            return redundant
         return t["span_no_effect"].format(
             rank=rank, value=format_value(abs(value)), threshold=format_value(threshold)
         )
@@ -160,7 +166,8 @@ def summary(
     expl: Explanation, lang: str = "en", threshold: float = NO_EFFECT_NATS, top: int = 3
 ) -> str:
     """Two or three sentences: what drove the answer, what pushed against it, how many parts
-    had no measurable effect, and the faithfulness verdict."""
+    had no measurable effect, the strongest redundant or conflicting pair, and the
+    faithfulness verdict."""
     t = templates(lang)
     quiet = set(no_effect(expl, threshold))
     said = [  # (score, span) of the parts with an effect
@@ -206,6 +213,9 @@ def summary(
         text += t["sentence_gap"] + t["sum_no_effect"].format(
             count=len(quiet), total=len(expl.spans), units=_units(t, expl, lang)
         )
+    pairs = pair_summary(expl, lang)
+    if pairs:  # what leave-one-out cannot see: parts that say the same, or pull apart
+        text += t["sentence_gap"] + pairs
     if expl.score_kind.about_answer:
         text += t["sentence_gap"] + verdict(expl, lang)
     source = remote_line(expl, lang)

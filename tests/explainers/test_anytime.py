@@ -105,6 +105,9 @@ def check_stages(backend, text: str) -> list[Explanation]:
         assert stage.stage.pending_lines == whole and stage.ablated_logprob is not None
     assert [(s.start, s.end) for s in stages[-1].spans] == [(s.start, s.end) for s in final.spans]
     assert np.abs(scores(stages[-1]) - scores(final)).max() <= 2 * F32_NATS
+    # the lines tested in pairs as explain() tests them (the blocks' redundant pairs beside)
+    assert stages[-1].pair_test == final.pair_test and final.pair_test is not None
+    assert {repr(p) for p in final.pairs} <= {repr(p) for p in stages[-1].pairs}
     assert all(s.score_kind is ScoreKind.REMOVAL for s in stages)
     assert stages[-1].hierarchy is not None and stages[-1].hierarchy.line_scores == pytest.approx(
         scores(lines).tolist(),
@@ -156,7 +159,7 @@ def test_the_first_stage_ranks_the_decisive_block_first_and_keeps_a_redundant_pa
     )
     joint = float(removal_by_plain_forwards(stories, both, REDUNDANT)[0])
     assert joint > 0.5 + effects[0] + effects[1]
-    (pair,) = blocks.redundant
+    (pair,) = blocks.pairs
     assert (pair.first, pair.second) == (
         [blocks.spans[0].start, blocks.spans[0].end],
         [blocks.spans[1].start, blocks.spans[1].end],
@@ -168,8 +171,8 @@ def test_the_first_stage_ranks_the_decisive_block_first_and_keeps_a_redundant_pa
     lines = stages[-2]
     assert lines.stage is not None and lines.stage.name == "lines"
     shown = [s.text for s in lines.spans if s.text.strip()]
-    assert shown[:2] == texts[:2] and lines.redundant == blocks.redundant
-    assert stages[-1].redundant == blocks.redundant
+    assert shown[:2] == texts[:2] and lines.pairs == blocks.pairs
+    assert set(map(repr, blocks.pairs)) <= set(map(repr, stages[-1].pairs))
 
 
 def test_the_lines_of_the_blocks_that_matter_most_come_first(stories):
