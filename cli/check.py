@@ -10,6 +10,13 @@ none. The report has one line per assertion (PASS, FAIL or ERROR, with its evide
 one testcase per assertion, classname = the file). Exit status: 0 when every assertion passes,
 1 when any fails, 2 on a usage error or invalid input (a prompt or a check that cannot be read,
 checked or explained; the other prompts are still checked and reported).
+
+With `--since REV` (a git revision of the repository that holds each file) or `--since FILE`
+(an older copy of the one file checked), a prompt whose assertions fail is checked at that
+version too, and when it passed there, each hunk of the edit is reverted alone to find the
+ones that broke it (explainers/checks/blame.py); the report and the JUnit failures say which.
+An older version that cannot be read (no such revision, the file not in it, not in git, its
+front matter or template broken) is an error (exit 2); the checks are still reported.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from typing import Any, TextIO
 from promptxray.cli.backend_flags import add_backend_flags, backend_options
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.checks import CheckResult, CheckSpec, has_checks, load_checks
+from promptxray.explainers.checks.blame import Blame
 from promptxray.explainers.errors import PromptXrayError
-from promptxray.explainers.nl import check_text
+from promptxray.explainers.nl import blame_text, check_text
 from promptxray.explainers.nl.templates import LANGUAGES
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest, Explanation
 
@@ -67,6 +75,11 @@ def add_check_parser(sub: Any) -> None:
     )
     ck.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     ck.add_argument(
+        "--since",
+        metavar="REV|FILE",
+        help="on a failure, find the edit since this git revision (or older copy) that broke it",
+    )
+    ck.add_argument(
         "--trust-remote-code",
         action="store_true",
         help="allow the model folder's own Python code to run (off by default)",
@@ -84,6 +97,8 @@ class FileRun:
     results: list[CheckResult] = field(default_factory=list)
     problem: str | None = None  # the file cannot be read, parsed or explained
     seconds: float = 0.0
+    blame: Blame | None = None  # --since: which edit broke the failing assertions
+    since_problem: str | None = None  # --since: the older version cannot be read
 
     @property
     def cases(self) -> int:
@@ -151,6 +166,9 @@ def load(path: str) -> FileRun:
 def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     files, problems = find_prompts(args.paths)
+    if args.since and Path(args.since).is_file() and len(files) > 1:
+        problems.append(f"--since {args.since}: an older copy goes with one prompt file")
+        args = argparse.Namespace(**{**vars(args), "since": None})
     for problem in problems:
         print(f"promptxray: error: {problem}", file=sys.stderr)
     if not files:
@@ -163,7 +181,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     report(runs, out, args.lang)
     if args.junit:
         write_junit(runs, args.junit, seconds, args)
-    if problems or any(_invalid(r) for r in runs):
+    if problems or any(_invalid(r) or r.since_problem for r in runs):
         return 2
     failed = any(res.status == "fail" for r in runs for res in r.results)
     return 1 if failed else 0
@@ -217,7 +235,31 @@ def _explain_all(runs: list[FileRun], args: argparse.Namespace) -> None:
             run.problem = f"could not explain {run.path}: {exc}"
         else:
             run.results = evaluate(spec, run.explanation, args.lang, request.text)
+            if args.since:
+                blame_run(run, request, args, backend)
         run.seconds = time.perf_counter() - began
+
+
+def blame_run(
+    run: FileRun, request: ExplainRequest, args: argparse.Namespace, backend: Any
+) -> None:
+    """--since: read the older version; when assertions fail, find the edit that broke them
+    (an older version that cannot be read is the run's `since_problem`)."""
+    from promptxray.explainers.checks.blame import blame_edit
+    from promptxray.explainers.diff.revisions import read_version
+    from promptxray.explainers.prompt.document import parse_document
+
+    failed = [res for res in run.results if res.status == "fail"]
+    try:
+        old_text, label = read_version(args.since, run.path)
+        parse_document(old_text, run.path)
+    except PromptXrayError as exc:
+        run.since_problem = f"the version --since {args.since} cannot be read: {exc}"
+        return
+    if failed and run.explanation is not None and run.spec is not None:
+        run.blame = blame_edit(
+            request, run.explanation, run.spec, failed, old_text, label, backend, args.lang
+        )
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -248,6 +290,13 @@ def report(runs: list[FileRun], out: TextIO, lang: str = "en") -> None:
             lines.append((a.line, f"  {tag:<5} {run.path}:{a.line}: {a.text} — {res.detail}"))
         for _, line in sorted(lines, key=lambda item: item[0]):
             print(line, file=out)
+        if run.since_problem is not None:
+            print(f"  ERROR {run.path}: {run.since_problem}", file=out)
+        if run.blame is not None:
+            head, *rest = blame_text.blame_lines(run.blame, lang)
+            print(f"  {head}", file=out)
+            for line in rest:
+                print(f"    {line}", file=out)
     print(summary(runs, lang), file=out)
 
 
@@ -278,6 +327,7 @@ def junit(
     """The run as JUnit XML: <testsuites> with one <testsuite>, a <testcase> per assertion
     (classname = the file) with a <failure> (failed) or an <error> (invalid, not explained)."""
     c = counts(runs)
+    lang = getattr(args, "lang", "en") if args is not None else "en"
     totals = {
         "tests": str(c["tests"]),
         "failures": str(c["failures"]),
@@ -326,7 +376,13 @@ def junit(
                 continue
             kind = "failure" if res.status == "fail" else "error"
             typ = "AssertionFailed" if res.status == "fail" else "CannotCheck"
-            _element(case, kind, res.detail, typ, evidence_text(run, res))
+            message, body = res.detail, evidence_text(run, res)
+            if res.status == "fail" and run.blame is not None:
+                message = f"{res.detail} — {blame_text.verdict(run.blame, lang)}"
+                body += "\n" + "\n".join(blame_text.blame_lines(run.blame, lang))
+            elif res.status == "fail" and run.since_problem is not None:
+                body += "\n" + run.since_problem
+            _element(case, kind, message, typ, body)
     return root
 
 

@@ -14,7 +14,10 @@
   the current explanation against the saved version's, the current text scored against the
   saved answer when its own differs (`diff.rescore_target`, the policy `promptxray diff`
   follows too); `{"uri", "text", "markdown", "diff"}` (the text and Markdown in the server's
-  language), the diff as `ExplanationDiff.to_dict()`.
+  language), the diff as `ExplanationDiff.to_dict()`. When an assertion of the document's
+  `checks:` fails now, the hunks of the edit are reverted one at a time (server/blame.py):
+  the verdict leads the text and Markdown (what was tried in a <details> block), and
+  `"blame"` holds it as data.
 - request `promptxray/explanation` {uri}: `Explanation.to_dict()` (explaining first if needed).
 """
 
@@ -154,7 +157,9 @@ class Commands:
 
     async def diff_with_saved(self, args: tuple[Any, ...]) -> dict[str, Any]:
         from promptxray.explainers.diff import diff_explanations, rescore_target
+        from promptxray.explainers.nl.blame_text import blame_markdown, verdict
         from promptxray.explainers.nl.diff_text import render_diff_markdown, render_diff_text
+        from promptxray.server.blame import blame_saved_edit, blame_view
 
         uri, _ = self._uri_args(args)
         docs = self.ls.documents
@@ -162,7 +167,7 @@ class Commands:
         if doc.saved_text is None:
             raise _invalid("this document has no saved version yet")
         shown = docs.shown(uri)
-        new = shown.expl if shown else await self._explained(uri)
+        new = current = shown.expl if shown else await self._explained(uri)
         old = doc.saved
         if old is None or _kind(old) != _kind(new):  # saved under other settings
             old = await self._aside(uri, {}, doc.saved_text)
@@ -172,12 +177,19 @@ class Commands:
             new = await self._aside(uri, {"target": target.text}, text)
         diff = diff_explanations(old, new, doc.saved_text, text, new_own=own)
         lang = self.ls.settings.language
-        return {
+        result = {
             "uri": uri,
             "text": render_diff_text(diff, doc.saved_text, text, more=False, lang=lang),
             "markdown": render_diff_markdown(diff, doc.saved_text, text, lang=lang),
             "diff": diff.to_dict(),
         }
+        blame = await blame_saved_edit(self.ls, uri, text, doc.saved_text, current)
+        if blame is not None:  # a check fails now: which edit broke it, first
+            head, rest = result["markdown"].split("\n", 1)
+            result["markdown"] = f"{head}\n\n{blame_markdown(blame, lang)}{rest}"
+            result["text"] = f"{verdict(blame, lang)}\n{result['text']}"
+            result["blame"] = blame_view(blame, lang)
+        return result
 
     async def _aside(self, uri: str, overrides: dict[str, Any], text: str) -> Any:
         result = await self.ls.documents.run_aside(uri, overrides, text)
