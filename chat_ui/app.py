@@ -32,9 +32,11 @@ EXPLAIN_NOTE = (
 )
 WHY_NOT_NOTE = (
     "**Why not …?** Explain the reply against an alternative answer: why the model said this "
-    "rather than that. The choices are the model's own most likely alternatives to the "
-    "reply's first token; the reply is explained again as it was generated (nothing is "
-    "regenerated), and stays contrasted with the alternative until you clear it."
+    "rather than that. The choices are whole answers the model could have given instead "
+    "(it branches where the reply was least certain and completes each branch), with the "
+    "probability that its answer begins with each; the reply is explained again as it was "
+    "generated (nothing is regenerated), and stays contrasted with the alternative until you "
+    "clear it."
 )
 
 
@@ -103,7 +105,7 @@ def build_app(
                 gr.Markdown(WHY_NOT_NOTE)
                 foil_choice = gr.Radio(
                     [],
-                    label="Why not… (the model's top alternatives to the reply's first token)",
+                    label="Why not… (the model's own alternative answers; P: their probability)",
                     elem_id="foil-choices",
                 )
                 foil_text = gr.Textbox(

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptxray.chat_ui.conversation import (
     CHAT_PATH,
@@ -45,6 +45,9 @@ from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.errors import InvalidRequestError, PromptXrayError
 from promptxray.explainers.nl import NO_EFFECT_NATS, SelfExplanation
 from promptxray.explainers.types import ExplainRequest, Explanation
+
+if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
 
 __all__ = ["Cancelled", "ChatEngine", "ExplainResult", "GenSettings", "RWLock", "StreamEvent"]
 
@@ -302,15 +305,17 @@ class ChatEngine:
         if method != AUTO:
             check_contrastive(get_method(method))
 
-    def foil_candidates(self, prompt: Prompt, reply: str, reply_ids: list[int] | None) -> list[str]:
-        """The model's own most likely alternatives to the reply's first token (best first),
-        each a valid foil for a "why not …?" explanation (one forward of the prompt)."""
-        from promptxray.explainers.contrast import foil_candidates
+    def foil_candidates(
+        self, prompt: Prompt, reply: str, reply_ids: list[int] | None
+    ) -> list[Alternative]:
+        """The model's own alternative answers to the reply (best first, with their exact
+        probabilities), each a valid foil for a "why not …?" explanation."""
+        from promptxray.explainers.alternatives import alternatives
 
         backend = self.backend()
         ids = list(reply_ids or []) or backend.encode_target(clean(reply))
         with self.explain_lock, self.lock.shared():  # the backend's counters are shared
-            return foil_candidates(backend, prompt.ids, ids)
+            return alternatives(backend, prompt.ids, ids)
 
     def reply_logprob(self, prompt: Prompt, reply_ids: list[int]) -> float:
         """log P(reply | prompt) under teacher forcing: the same figure `explain` reports as

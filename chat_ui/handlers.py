@@ -24,7 +24,6 @@ from promptxray.chat_ui.generation import Cancelled, GenSettings, Pump
 from promptxray.chat_ui.session import (
     Session,
     Turn,
-    foil_label,
     reply_label,
     sentence_choice,
     sentence_choices,
@@ -34,6 +33,7 @@ from promptxray.chat_ui.what_if import run_what_if
 from promptxray.explainers import nl
 from promptxray.explainers.errors import PromptXrayError, UnsupportedMethodError
 from promptxray.explainers.nl import LANGUAGES, describe_self_explanation
+from promptxray.explainers.nl.front_text import alternative_choice
 from promptxray.explainers.nl.stage_text import STAGE_PROGRESS
 
 STAGES = {
@@ -236,8 +236,9 @@ class Handlers:
 
     def foils(self, reply_choice: str | None, state: Session | None) -> Any:
         """The "why not …?" choices of the chosen reply once it is explained: the model's own
-        top alternatives to its first token (computed once per reply), the reply's foil
-        selected when it is one of them. Output: the foil radio."""
+        alternative answers with their probabilities (computed once per reply; the choice's
+        value is the answer's text), the reply's foil selected when it is one of them.
+        Output: the foil radio."""
         session = state if state is not None else Session()
         index = session.index(reply_choice)
         turn = session.turns[index] if index is not None else None
@@ -248,8 +249,12 @@ class Handlers:
                 turn.foil_options = self.engine.foil_candidates(turn.prompt, turn.reply, turn.ids)
             except PromptXrayError:
                 return gr.update(choices=[], value=None)  # the explanation said why
-        choices = [(foil_label(f), f) for f in turn.foil_options]
-        value = turn.foil if turn.foil in turn.foil_options else None
+        choices = [
+            (alternative_choice(f.text, f.prob, session.lang, f.sentence_start), f.text)
+            for f in turn.foil_options
+        ]
+        texts = [f.text for f in turn.foil_options]
+        value = turn.foil if turn.foil in texts else None
         return gr.update(choices=choices, value=value)
 
     def _explain(

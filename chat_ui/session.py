@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from promptxray.chat_ui.conversation import Conversation, Prompt, clean, sentences
 from promptxray.chat_ui.engine import ExplainResult
+
+if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
 
 WHOLE = "Whole reply"
 _REPLY_RE = re.compile(r"^Reply (\d+)")
@@ -29,8 +33,8 @@ class Turn:
     """One message and its reply, with the prompt the reply was generated from (its ids are
     reused to explain it) and every explanation made of it so far. `foil` is the alternative
     the user asked "why not …?" about (None: plain explanations); every explanation of the
-    reply is made against it until it is cleared. `foil_options` caches the model's own top
-    alternatives to the reply's first token (None: not computed yet)."""
+    reply is made against it until it is cleared. `foil_options` caches the model's own
+    alternative answers to the reply (None: not computed yet)."""
 
     user: str
     prompt: Prompt
@@ -41,7 +45,7 @@ class Turn:
     explanations: dict[ExplainKey, ExplainResult] = field(default_factory=dict)
     shown: ExplainKey | None = None
     foil: str | None = None
-    foil_options: list[str] | None = None
+    foil_options: list[Alternative] | None = None
 
     @property
     def conversation(self) -> Conversation:

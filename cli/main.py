@@ -7,18 +7,23 @@ Errors a user can fix print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from promptxray.cli.backend_flags import add_backend_flags, backend_options
 from promptxray.cli.prompt_args import add_sample_flag, read_prompt
 from promptxray.explainers.backends import BACKENDS
 from promptxray.explainers.errors import PromptXrayError
 from promptxray.explainers.nl import LANGUAGES, NO_EFFECT_NATS
+from promptxray.explainers.nl.front_text import alternatives_text
 from promptxray.explainers.types import GRANULARITIES, ExplainRequest, Explanation
+
+if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
 
 DESCRIPTION = "Show which parts of a prompt drive a language model's answer."
 
@@ -39,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--foil",
         help="explain why the answer (or --target) rather than this text: every score is "
         "about log P(answer) - log P(foil)",
+    )
+    ex.add_argument(
+        "--alternatives",
+        action="store_true",
+        help="also list the model's own alternative answers with their probabilities, each a "
+        "--foil to ask about (text: after the summary; json: an 'alternatives' key)",
     )
     ex.add_argument(
         "--granularity",
@@ -274,10 +285,14 @@ def run_explain(args: argparse.Namespace) -> int:
         explanation = run_stages(request, backend, progress, on_stage=show)
     if show is not None:
         show(explanation)
+    alternatives = _alternatives(args, request, backend, explanation)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         if args.format == "json":
-            out.write(explanation.to_json(indent=2) + "\n")
+            data = explanation.to_dict()
+            if alternatives is not None:  # optional: the Explanation schema is unchanged
+                data["alternatives"] = [a.to_dict() for a in alternatives]
+            out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         elif args.format == "html":
             title = path or "stdin"
             lang, threshold = args.lang, args.no_effect_threshold
@@ -288,10 +303,25 @@ def run_explain(args: argparse.Namespace) -> int:
             )
             out.write(render_text(explanation, source, color=color, top_k=args.top))
             out.write("\n" + _said(explanation, args) + "\n")
+            if alternatives is not None:
+                pairs = [(a.text, a.prob) for a in alternatives]
+                out.write("\n" + alternatives_text(pairs, args.lang) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
+
+
+def _alternatives(
+    args: argparse.Namespace, request: ExplainRequest, backend: Any, expl: Explanation
+) -> list[Alternative] | None:
+    """With --alternatives: the model's own alternative answers to the explained answer (an
+    empty list where the backend offers none); without it, None."""
+    if not args.alternatives:
+        return None
+    from promptxray.explainers.alternatives import request_alternatives
+
+    return request_alternatives(backend, request, [t.token_id for t in expl.target.tokens])
 
 
 def _proxy_then_verify(

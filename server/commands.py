@@ -5,7 +5,7 @@
 - `promptxray.explainWith` uri [method]: the same with a method the user picks if not given.
 - `promptxray.setTarget` uri target|null: explain this continuation (null: the model's own).
 - `promptxray.whyNot` uri foil|null: explain why the answer rather than `foil` (contrastive;
-  the code lens offers the model's own alternatives); null drops the foil.
+  the code lenses offer the model's own alternative answers); null drops the foil.
 - `promptxray.compareMethods` uri [methods]: rank agreement of two or more methods; the
   document's own method, overrides and shown explanation stay as they were.
 - `promptxray.showReport` uri: the full report of the document's explanation, returned as

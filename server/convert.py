@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lsprotocol import types
@@ -19,6 +20,9 @@ from promptxray.explainers import nl
 from promptxray.explainers.nl.front_text import front_words, lens_title, why_not_title
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, Explanation, Span
 from promptxray.server.positions import PositionMap
+
+if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
 
 SOURCE = "promptxray"
 TOKEN_TYPES = ["xrayPositive", "xrayNegative"]
@@ -289,12 +293,13 @@ def code_lenses(
     pmap: PositionMap,
     body_start: int,
     state: str,
-    foils: Sequence[str] = (),
+    foils: Sequence[Alternative] = (),
     lang: str = "en",
     prompt_line: int | None = None,
 ) -> list[types.CodeLens]:
     """On the prompt's first line: what is explained (or the state) and the commands; with
-    `foils` (the model's own alternatives to the answer), a "why not …?" lens for each.
+    `foils` (the model's own alternative answers), a "why not …?" lens for each (its
+    argument: the alternative's whole text).
     `prompt_line`: the prompt of a code file they are about (its 1-based line)."""
     line = pmap.line_of(body_start)
     where = types.Range(
@@ -310,7 +315,11 @@ def code_lenses(
     ]
     if expl is not None:
         shown = expl.foil.text if expl.foil else None
-        commands += [(why_not_title(f, lang), WHY_NOT, [uri, f]) for f in foils if f != shown]
+        commands += [
+            (why_not_title(f.text, f.prob, lang, f.sentence_start), WHY_NOT, [uri, f.text])
+            for f in foils
+            if f.text != shown
+        ]
         if shown is not None:
             commands.append((t["lens_drop_foil"], WHY_NOT, [uri, None]))
     return [

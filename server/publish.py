@@ -20,6 +20,7 @@ from promptxray.server.documents import Doc
 from promptxray.server.positions import PositionMap
 
 if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
     from promptxray.server.server import PromptXrayServer
 
 COULD_NOT = "promptxray could not explain this prompt: "
@@ -138,7 +139,7 @@ class Publisher:
         pmap: PositionMap,
         doc: Doc,
         expl: Explanation | None,
-        foils: list[str],
+        foils: list[Alternative],
     ) -> list[types.CodeLens]:
         """A code file: "Explain this prompt" above each prompt found in it (parsed, never
         run); the explained one gets the prompt lenses instead."""

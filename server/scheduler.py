@@ -19,12 +19,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptxray.explainers.backends.options import BackendOptions
 from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.errors import EngineError, ModelLoadError, PromptXrayError
 from promptxray.explainers.types import STRUCTURE_GRANULARITIES, ExplainRequest, Explanation, Span
+
+if TYPE_CHECKING:
+    from promptxray.explainers.alternatives import Alternative
 
 CACHE_SIZE = 64
 Progress = Callable[[str, int, int], None]
@@ -112,8 +115,8 @@ class JobResult:
     lines: Explanation | None = None  # line-level removal effects, for the no-effect hints
     error: PromptXrayError | None = None
     seconds: float = 0.0
-    # the model's own likely alternatives to the answer's first token ("why not …?" foils)
-    foils: list[str] = field(default_factory=list)
+    # the model's own alternative answers, best first ("why not …?" foils)
+    foils: list[Alternative] = field(default_factory=list)
 
 
 class Engine:
@@ -250,13 +253,13 @@ class Engine:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _foils(request: ExplainRequest, backend: Any, expl: Explanation) -> list[str]:
-    """The "why not …?" foils offered for an explanation (none where the backend cannot rank
-    next tokens)."""
-    from promptxray.explainers.contrast import request_foil_candidates
+def _foils(request: ExplainRequest, backend: Any, expl: Explanation) -> list[Alternative]:
+    """The "why not …?" foils offered for an explanation: the model's own alternative answers
+    (none where the backend cannot rank next tokens or score them exactly)."""
+    from promptxray.explainers.alternatives import request_alternatives
 
     try:
-        return request_foil_candidates(backend, request, [t.token_id for t in expl.target.tokens])
+        return request_alternatives(backend, request, [t.token_id for t in expl.target.tokens])
     except (PromptXrayError, NotImplementedError):
         return []
 

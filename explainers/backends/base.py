@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from promptxray.explainers.backends.capabilities import Capabilities
+from promptxray.explainers.backends.continuations import Continuations
 from promptxray.explainers.details import RemoteInfo
 from promptxray.explainers.errors import UnsupportedMethodError
 
@@ -120,8 +121,9 @@ def closest_kept(key: Sequence[int], kept: Mapping[tuple[int, ...], T]) -> tuple
     return best, base
 
 
-class Backend(ABC):
-    """A loaded model behind the operations explainers need. Subclasses run padded batches."""
+class Backend(Continuations, ABC):
+    """A loaded model behind the operations explainers need. Subclasses run padded batches;
+    continuations of a prompt (the "why not …?" alternatives) come from `Continuations`."""
 
     name: str = "base"
     # what this backend can do: methods and front ends ask this, never `name`

@@ -1,6 +1,7 @@
 """PyTorch backend (transformers causal LMs): batched scoring (with prefix reuse, packed on
 Llama-family models), generation and gradients on input embeddings. Attention reading is
-`torch_attention.py`; the reference prompts' key/value caches are `torch_prefix.py`.
+`torch_attention.py`; the reference prompts' key/value caches are `torch_prefix.py`; the
+"why not …?" branches' batched greedy completion is `torch_continuations.py`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import numpy as np
 import torch
 
 from promptxray.explainers.backends import memory
-from promptxray.explainers.backends.base import Backend, PaddedBatch, ProgressFn, memory_budget
+from promptxray.explainers.backends.base import PaddedBatch, ProgressFn, memory_budget
 from promptxray.explainers.backends.capabilities import Capabilities
 from promptxray.explainers.backends.packed import PackedLlama, supports_packed
 from promptxray.explainers.backends.torch_attention import AttentionReading
+from promptxray.explainers.backends.torch_continuations import TorchContinuations
 from promptxray.explainers.backends.torch_prefix import PrefixCache
 from promptxray.explainers.errors import MemoryLimitError
 from promptxray.explainers.models.loading import LoadedModel
 
 
-class TorchBackend(AttentionReading, Backend):
+class TorchBackend(AttentionReading, TorchContinuations):
     """A transformers model in fp32 on the CPU (or wherever it was loaded)."""
 
     name = "torch"

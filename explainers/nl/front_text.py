@@ -5,11 +5,16 @@ sentences about an explanation itself are `summary_text.py`'s and `describe.py`'
 from __future__ import annotations
 
 import math
+import shlex
+from collections.abc import Sequence
 
 from promptxray.explainers.nl.figures import format_prob
 from promptxray.explainers.nl.stage_text import stage_tag
-from promptxray.explainers.nl.tables import templates
+from promptxray.explainers.nl.tables import quote_short, templates
 from promptxray.explainers.types import Explanation
+
+LENS_CHARS = 28  # an alternative answer in a code lens (read in a glance)
+CHOICE_CHARS = 60  # in the chat's choices
 
 FRONT_TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
@@ -20,7 +25,14 @@ FRONT_TEMPLATES: dict[str, dict[str, str]] = {
         "lens_explain_prompt": "promptxray: Explain this prompt",
         "lens_explain_with": "Explain with…",
         "lens_set_target": "Set target…",
-        "lens_why_not": "why not {foil}?",
+        "lens_why_not": "Why not {foil} (P={prob})?",
+        "alternative_choice": "{foil} (P={prob})",
+        "alternatives_head": (
+            "Why not …? The model's own alternative answers (P: the probability that its "
+            "answer begins with the text), for --foil:"
+        ),
+        "alternatives_none": "Why not …? This model offers no alternative answers here.",
+        "alternative_line": "  P={prob}  --foil {foil}",
         "lens_drop_foil": "drop the foil",
         "report_link": "Full report",
         "what_if_remove": "removing {word}",
@@ -42,7 +54,13 @@ FRONT_TEMPLATES: dict[str, dict[str, str]] = {
         "lens_explain_prompt": "promptxray：解释这个提示词",
         "lens_explain_with": "换方法解释…",
         "lens_set_target": "设定目标…",
-        "lens_why_not": "为什么不是 {foil}？",
+        "lens_why_not": "为什么不是{foil}（P={prob}）？",
+        "alternative_choice": "{foil}（P={prob}）",
+        "alternatives_head": (
+            "为什么不是…？模型自己的备选回答（P：它的回答以该文本开头的概率），可用于 --foil："
+        ),
+        "alternatives_none": "为什么不是…？此模型在这里没有可提供的备选回答。",
+        "alternative_line": "  P={prob}  --foil {foil}",
         "lens_drop_foil": "去掉备选",
         "report_link": "完整报告",
         "what_if_remove": "删去 {word}",
@@ -82,9 +100,43 @@ def lens_title(expl: Explanation | None, state: str, lang: str = "en") -> str:
     return title
 
 
-def why_not_title(foil: str, lang: str = "en") -> str:
-    """The code lens offering a contrastive explanation against `foil`."""
-    return front_words(lang)["lens_why_not"].format(foil=repr(foil))
+def shown_alternative(foil: str, start: int, limit: int, lang: str = "en") -> str:
+    """An alternative answer quoted for a short view: from `start` (the sentence where it
+    departs from the answer, after "…" when that is not its beginning), cut to `limit`."""
+    part = foil[start:] if 0 < start < len(foil) else foil
+    lead = "…" if part is not foil else ""
+    return quote_short(templates(lang), lead + part, limit)
+
+
+def why_not_title(foil: str, prob: float, lang: str = "en", start: int = 0) -> str:
+    """The code lens offering a contrastive explanation against the alternative answer
+    `foil` (of probability `prob`; `start`: where the sentence it departs in starts): read in
+    a glance, so the answer is quoted shortened."""
+    t = front_words(lang)
+    foil = shown_alternative(foil, start, LENS_CHARS, lang)
+    return t["lens_why_not"].format(foil=foil, prob=format_prob(prob))
+
+
+def alternative_choice(foil: str, prob: float, lang: str = "en", start: int = 0) -> str:
+    """One of the chat's "why not …?" choices: the alternative answer quoted (as
+    `shown_alternative`), its probability."""
+    t = front_words(lang)
+    foil = shown_alternative(foil, start, CHOICE_CHARS, lang)
+    return t["alternative_choice"].format(foil=foil, prob=format_prob(prob))
+
+
+def alternatives_text(alternatives: Sequence[tuple[str, float]], lang: str = "en") -> str:
+    """The terminal's list of alternative answers (text, probability), best first, each as the
+    `--foil` argument that explains the answer against it (quoted for a POSIX shell)."""
+    t = front_words(lang)
+    if not alternatives:
+        return t["alternatives_none"]
+    lines = [t["alternatives_head"]]
+    lines += [
+        t["alternative_line"].format(prob=format_prob(prob), foil=shlex.quote(text))
+        for text, prob in alternatives
+    ]
+    return "\n".join(lines)
 
 
 def what_if_action(word: str, replacement: str, lang: str = "en") -> str:

@@ -5,14 +5,17 @@ then shows, the cache, clearing the foil, and every kind of bad input."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
+from promptxray.chat_ui.conversation import clean
 from promptxray.chat_ui.session import WHOLE, Session, sentence_choices
 from promptxray.explainers import nl
+from promptxray.explainers.alternatives import same_answer
 from tests.chat_ui.util import explained, run
-from tests.helpers import F32_NATS
+from tests.helpers import F32_NATS, direct_target_logprob
 
 
 def _no_generation(*args, **kwargs):
@@ -28,14 +31,27 @@ def test_why_not_explains_the_reply_against_a_foil(handlers, stories_engine, mon
     turn = state.turns[0]
     ids = list(turn.ids)
     backend = stories_engine.backend()
-    # the choices: the model's own top alternatives to the reply's first token
+    # the choices: the model's own whole alternative answers, each with the probability an
+    # independent forward gives its text, best first
     update = handlers.foils(None, state)
     options = turn.foil_options
-    assert options and update["choices"] == [(f"“{f}”", f) for f in options]
-    assert update["value"] is None
-    assert all(backend.encode_target(f) != ids for f in options)
-    assert backend.encode_target(options[0])[0] != ids[0]
-    foil = options[0]
+    assert options and update["value"] is None
+    texts = [f.text for f in options]
+    probs = [
+        math.exp(direct_target_logprob(backend.model, turn.prompt.ids, backend.encode_target(t)))
+        for t in texts
+    ]
+    assert probs == sorted(probs, reverse=True) and all(0 < p < 1 for p in probs)
+    reply = clean(turn.reply)
+    assert all(not same_answer(t, reply) and t.strip() for t in texts)
+    labels = []  # each shown from the sentence where it departs from the reply, cut short
+    for option, p in zip(options, probs, strict=True):
+        start = option.sentence_start
+        assert option.text[:start] == reply[:start]  # what is not shown is the reply's own
+        shown = ("…" + option.text[start:]) if start else option.text
+        labels.append(f'"{nl.short(shown, 60)}" (P={nl.format_prob(p)})')
+    assert update["choices"] == list(zip(labels, texts, strict=True))
+    foil = texts[0]
 
     monkeypatch.setattr(handlers.engine, "stream", _no_generation)
     monkeypatch.setattr(handlers.engine, "generate", _no_generation)
@@ -71,7 +87,7 @@ def test_the_foil_is_part_of_the_cache_key_and_stays_until_cleared(handlers):
     state, plain = explained(handlers)
     turn = state.turns[0]
     handlers.foils(None, state)
-    first, second = turn.foil_options[:2]
+    first, second = [f.text for f in turn.foil_options[:2]]
     run(handlers.why_not(None, "occlusion", WHOLE, first, "", state))
     assert set(turn.explanations) == {("occlusion", None, None), ("occlusion", None, first)}
     # a typed alternative wins over the chosen one and is another explanation
@@ -112,7 +128,7 @@ def test_bad_foils_say_why_in_the_status_line_and_change_nothing(handlers):
     assert out[0].startswith("⚠️ Cannot explain reply 1, rather than")
     assert "is the reply itself" in out[0]
     handlers.foils(None, state)
-    foil = turn.foil_options[0]
+    foil = turn.foil_options[0].text
     out = run(handlers.why_not(None, "attention", WHOLE, foil, "", state))
     assert "⚠️" in out[0] and "'attention' cannot explain a foil" in out[0]
     assert "occlusion" in out[0] and "Clear why-not" in out[0]

@@ -21,7 +21,7 @@ from promptxray.explainers.explain import explain, prepare
 from promptxray.explainers.gradients import objective, prompt_embeddings
 from promptxray.explainers.types import ExplainRequest, Explanation
 from tests.conftest import REPO, STORIES
-from tests.helpers import F32_NATS
+from tests.helpers import F32_NATS, direct_target_logprob
 
 PROMPT = "Once upon a time there was a little girl named"
 TARGET, FOIL = "Lily", "Sue"
@@ -209,7 +209,8 @@ def test_cli_foil_alone_explains_the_models_own_answer(tmp_path: Path, capsys, s
     assert "cannot explain a foil" in capsys.readouterr().err
 
 
-def test_server_why_not_lens_and_command(tmp_path: Path):
+def test_server_why_not_lens_and_command(tmp_path: Path, stories):
+    from promptxray.explainers.alternatives import alternatives
     from tests.server.wire import Wire
 
     async def lenses(wire: Wire, uri: str) -> list[dict[str, Any]]:
@@ -223,16 +224,26 @@ def test_server_why_not_lens_and_command(tmp_path: Path):
         shown = wire.ls.documents.shown(uri)
         assert shown is not None and shown.expl.foil is None
         why = [
-            c["command"] for c in await lenses(wire, uri) if c["command"]["title"][:7] == "why not"
+            c["command"] for c in await lenses(wire, uri) if c["command"]["title"][:7] == "Why not"
         ]
         assert why and all(c["command"] == "promptxray.whyNot" for c in why)
-        first = shown.expl.target.tokens[0].token_id
-        uri_arg, foil = why[0]["arguments"]
-        assert uri_arg == uri and foil.strip() and stories_ids(wire, foil) != [first]
+        # the model's own whole alternative answers, each with its exact probability
+        _, prep = prepare(request(target=None, foil=None), backend=stories)
+        prompt, answer = prep.ctx.input.ids, prep.ctx.target_ids
+        assert [t.token_id for t in shown.expl.target.tokens] == answer
+        offered = alternatives(stories, prompt, answer)
+        assert [c["arguments"] for c in why] == [[uri, a.text] for a in offered]
+        for c, alt in zip(why, offered, strict=True):
+            direct = direct_target_logprob(stories.model, prompt, stories.encode_target(alt.text))
+            title = nl.format_prob(float(np.exp(direct)))
+            assert c["title"] == f'Why not "{alt.text}" (P={title})?'  # short enough to show
+            assert len(alt.text) <= 28 and alt.text.strip()
+        foil = why[0]["arguments"][1]
 
         published = len(wire.diagnostics(uri))
         summary = await wire.command(why[0]["command"], *why[0]["arguments"])
-        assert summary["foil"] == foil and 0 < summary["foil_prob"] < 1
+        assert summary["foil"] == foil  # explain scores it as the alternative's figure did
+        assert np.log(summary["foil_prob"]) == pytest.approx(offered[0].logprob, abs=F32_NATS)
         await wire.published(uri, published)
         after = wire.ls.documents.shown(uri)
         assert after is not None and after.expl.foil is not None
@@ -241,16 +252,11 @@ def test_server_why_not_lens_and_command(tmp_path: Path):
         assert data.foil is not None and data.foil.text == foil
         titles = [c["command"]["title"] for c in await lenses(wire, uri)]
         assert f"rather than {foil!r}" in titles[0] and "drop the foil" in titles
-        assert f"why not {foil!r}?" not in titles
+        assert not any(t.startswith(f'Why not "{foil}"') for t in titles)
 
         await wire.command("promptxray.whyNot", uri, None)
         dropped = wire.ls.documents.shown(uri)
         assert dropped is not None and dropped.expl.foil is None
         await wire.request("shutdown")
-
-    def stories_ids(wire: Wire, text: str) -> list[int]:
-        from promptxray.explainers.backends import get_backend
-
-        return get_backend("torch", str(STORIES)).encode_target(text)
 
     asyncio.run(scenario())

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 
 from promptxray.explainers import nl
+from promptxray.explainers.alternatives import Alternative
 from promptxray.explainers.details import ScoreKind
 from promptxray.explainers.types import Explanation, Span, Target, TargetToken
 from promptxray.server import convert
@@ -103,11 +104,14 @@ def test_inlay_hints_and_code_lenses():
     assert lenses[0].command is not None and "P=0.61" in lenses[0].command.title  # exp(-0.5)
     titles = [lens.command.title for lens in lenses if lens.command]
     assert titles[1:] == ["Re-explain", "Explain with…", "Set target…"]
-    zh = convert.code_lenses(URI, expl, PositionMap(text), 0, "ready", ["beta"], lang="zh")
+    beta = Alternative("beta is the answer, and a long one at that.", math.log(0.25), 0, "end")
+    zh = convert.code_lenses(URI, expl, PositionMap(text), 0, "ready", [beta], lang="zh")
     zh_titles = [lens.command.title for lens in zh if lens.command]
-    assert (
-        "P=0.61" in zh_titles[0] and "重新解释" in zh_titles and "为什么不是 'beta'？" in zh_titles
-    )
+    assert "P=0.61" in zh_titles[0] and "重新解释" in zh_titles
+    # a whole alternative answer, quoted short, with its probability; the argument: all of it
+    assert "为什么不是“beta is the answer, and a l…”（P=0.25）？" in zh_titles
+    why = [lens.command for lens in zh if lens.command and lens.command.title.startswith("为什么")]
+    assert why[0].command == "promptxray.whyNot" and why[0].arguments == [URI, beta.text]
 
 
 def test_hover_is_span_line_run_summary_and_a_report_link():
