@@ -135,7 +135,7 @@ class PartPair:
     """Two parts whose joint effect leave-one-out cannot see (explainers/interactions.py says
     when): "redundant", they say the same thing (removing either alone costs little, both a
     lot); "conflict", they pull against each other (one supports the answer, the other works
-    against it, and without the first the second no longer does). Figures are removal
+    against it, and they do not add up). Figures are removal
     effects in nats; ranges are file offsets, so the pair stays true for any granularity's
     spans inside them."""
 

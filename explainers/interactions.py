@@ -9,13 +9,16 @@ answer's log-probability), the interaction is e(ab) − e(a) − e(b), and (`pai
 - **redundant**: neither works against the answer alone (e > −floor), and the interaction is
   at least HIDDEN of what removing both costs: leave-one-out misses at least half of what the
   pair does;
-- **conflict**: one supports the answer (e ≥ floor), the other works against it (e ≤ −floor),
-  and removing both costs at least as much as removing the supporting one alone: without it,
-  the other no longer works against the answer (they are about the same thing);
+- **conflict**: one supports the answer (e ≥ floor), the other works against it by AGAINST
+  nats or more (a part that barely hurts it is no conflict), they do not add up
+  (|interaction| ≥ INTERACTION: they act on the same thing), and without the supporting part
+  the other still moves the answer by INTERACTION nats or more, one way or the other (a part
+  whose removal ruins the answer, such as the question, interacts with every part that hurts
+  it, since without it nothing matters, and that is not a conflict);
 
 and in both cases the interaction is at least INTERACTION nats (the answer's odds × 2.7), so
 the many small interactions of unrelated parts are not reported. On the default model, a
-fact stated twice interacts by 11–17 nats, two contradicting facts by 3.7–5.1, and unrelated
+fact stated twice interacts by 11–17 nats, two contradicting facts by 5.1, and unrelated
 lines by at most 1.3 (the vault prompts of tests/explainers/test_interactions.py).
 
 Pairs are tested among few parts only (`find_pairs`): every pair when there are at most
@@ -42,6 +45,7 @@ from promptxray.explainers.registry import MethodSpec
 FLOOR = REFINE_FLOOR  # nats: an effect under this is no measurable effect
 HIDDEN = 0.5  # a redundant pair: at least this share of the joint cost is not seen alone
 INTERACTION = 1.0  # nats: the least interaction reported
+AGAINST = 0.5  # nats: a part in conflict works against the answer by at least this much
 ALL_PAIRS = 8  # up to this many parts, every pair is tested (28 removals at most)
 CANDIDATES = 8  # otherwise, pairs among the parts that matter most (28 removals)
 INERT_PAIRS = 6  # and among the inert parts, when they matter together (15 removals)
@@ -55,14 +59,19 @@ def pair_kind(a: float, b: float, both: float, floor: float = FLOOR) -> PairKind
     """Whether parts with removal effects `a`, `b` (alone) and `both` (together) are
     redundant, in conflict, or neither (None); the rule is the module docstring's."""
     interaction = both - a - b
-    if interaction < max(floor, INTERACTION):
+    least = max(floor, INTERACTION)
+    if a > -floor and b > -floor:
+        if interaction >= least and interaction >= HIDDEN * both:
+            return "redundant"
         return None
-    if a > -floor and b > -floor and interaction >= HIDDEN * both:
-        return "redundant"
     support, against = max(a, b), min(a, b)
-    if support >= floor and against <= -floor and both >= support:
-        return "conflict"
-    return None
+    if support < floor or against > -max(floor, AGAINST) or abs(interaction) < least:
+        return None
+    # without the supporting part the other still moves the answer: not merely "nothing
+    # matters once the question is gone" (a dominant part interacts with everything)
+    if abs(both - support) < INTERACTION:
+        return None
+    return "conflict"
 
 
 @dataclass

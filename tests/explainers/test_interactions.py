@@ -64,10 +64,18 @@ def test_the_rule_follows_its_definition():
     assert pair_kind(1.0, 2.0, 3.0) is None and pair_kind(1.0, 1.2, 3.4) is None
     # an interaction under INTERACTION nats is not reported, however lopsided
     assert pair_kind(0.0, 0.0, INTERACTION * 0.9) is None
-    # one supports, the other works against, and without the first the second stops
+    # one supports, the other works against, they do not add up, and without the first the
+    # second still moves the answer (here: it supports it)
     assert pair_kind(12.3, -1.0, 16.4) == "conflict"
+    # ... or works against it more (two instructions that contradict each other)
+    assert pair_kind(5.0, -2.0, 1.0) == "conflict"
     # opposite effects that add up: independent parts, no conflict
     assert pair_kind(12.3, -1.0, 11.3) is None
+    # a dominant part (the question): without it nothing matters, so every part that hurts
+    # the answer "interacts" with it; not a conflict
+    assert pair_kind(18.0, -1.5, 18.0) is None
+    # a part that barely works against the answer is no conflict, whatever it interacts with
+    assert pair_kind(17.6, -0.16, 19.3) is None
 
 
 def test_two_copies_of_a_fact_are_redundant(smol, twice):
@@ -113,14 +121,14 @@ def test_two_contradicting_facts_are_in_conflict(smol):
     request = ExplainRequest(CONTRADICTS, granularity="line", target=ANSWER)
     expl = explain(request, smol)
     alone = [s.score for s in expl.spans]
-    assert alone[1] > 1 and alone[3] < -0.05  # one supports the answer, one works against it
+    assert alone[1] > 1 and alone[3] < -0.5  # one supports the answer, one works against it
     conflicts = [p for p in expl.pairs if p.kind == "conflict"]
     assert [(p.first, p.second) for p in conflicts] == [
         ([expl.spans[1].start, expl.spans[1].end], [expl.spans[3].start, expl.spans[3].end])
     ]
     both = expl.target.logprob - removed_logprob(smol, CONTRADICTS, expl, [1, 3])
     assert conflicts[0].both == pytest.approx(both, abs=4 * F32_NATS)
-    assert both >= alone[1]  # without the supporting fact, the other no longer hurts
+    assert both - alone[1] >= 1  # without the supporting fact, the other still moves it
     assert not [p for p in expl.pairs if p.kind == "redundant"]
     line = nl.span_line(expl, 3, source=CONTRADICTS)
     assert line.endswith('pulls against "The vault code is 4721." (line 2)')
