@@ -94,14 +94,31 @@ def words(text: str) -> list[str]:
     return "".join(out).split()
 
 
+# English words that carry no content of their own ("The capital of France: Paris" says what
+# "The capital of France is Paris." says); negations and other words are kept
+FUNCTION_WORDS = frozenset(
+    ["a", "an", "the", "is", "are", "was", "were", "be", "of", "it", "its", "this", "that"]
+)
+
+
 def same_answer(a: str, b: str) -> bool:
     """Whether two answers say the same, by this rule: after `words`, one's words run
     unbroken inside the other's (equal, a prefix: the answer cut short or continued, or the
-    answer with words around it), or both are the same words in another order. Texts without
-    words are never the same as one with words (and an empty answer matches nothing)."""
+    answer with words around it), or both are the same words in another order; the same
+    again with FUNCTION_WORDS left out. Texts without words are never the same as one with
+    words (and an empty answer matches nothing)."""
     wa, wb = words(a), words(b)
     if not wa or not wb:
         return False
+    if _contains(wa, wb):
+        return True
+    ca = [w for w in wa if w not in FUNCTION_WORDS]
+    cb = [w for w in wb if w not in FUNCTION_WORDS]
+    return bool(ca and cb) and _contains(ca, cb)
+
+
+def _contains(wa: list[str], wb: list[str]) -> bool:
+    """One word list runs unbroken inside the other, or both hold the same words."""
     ja, jb = f" {' '.join(wa)} ", f" {' '.join(wb)} "
     return ja in jb or jb in ja or Counter(wa) == Counter(wb)
 

@@ -91,6 +91,7 @@ def check_alternatives(backend: Backend, prompt: list[int], answer: list[int], a
         ("The review is positive.", "Positive"),  # cut short / part of it
         ("Paris is the capital of France.", "The capital of France is Paris."),  # reordered
         ("巴黎", "法国的首都是巴黎。"),  # wide characters are words of their own
+        ("The capital of France is Paris.", "The capital of France: Paris"),  # "is" adds nothing
     ],
 )
 def test_same_answer_reads_case_marks_spaces_parts_and_order_alike(a, b):
@@ -103,6 +104,8 @@ def test_same_answer_reads_case_marks_spaces_parts_and_order_alike(a, b):
         ("The review is positive.", "The review is negative."),
         ("Paris", "Lyon"),
         ("Par", "Paris"),  # a word cut in the middle is another word
+        ("Paris is the capital.", "Paris is not the capital."),  # a negation is content
+        ("The", "A"),  # only function words: nothing to compare
         ("...", "..."),  # no words: never the same as anything
         ("", "Paris"),
     ],
