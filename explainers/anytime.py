@@ -57,8 +57,7 @@ from promptxray.explainers.explain import (
     assemble,
     explain,
     finish,
-    found_lines,
-    line_pairs,
+    line_pairs_into,
     prepare,
     reference_logprobs,
 )
@@ -242,13 +241,9 @@ def explain_stages(
         faith = faithfulness(final.ctx.score_masks, result.scores_per_unit(final.ctx.units))
     expl = assemble(request, final, backend, method, result, faith)
     expl.pairs, expl.pair_test = list(redundant), pair_test
-    lines = line_pairs(final, method, hierarchy.info(), request.options)
-    if lines is not None:  # the lines, in pairs, as explain() tests them; the blocks' pairs kept
-        expl.pairs += lines.part_pairs(*found_lines(final, hierarchy.info()))
-        expl.pairs.sort(key=lambda p: -abs(p.interaction))
-        expl.pair_test = lines.test
-        expl.forward_passes = backend.counters.forward_passes
-        expl.sequences_scored = backend.counters.sequences
+    assert result.hierarchy is not None
+    # the lines, in pairs, as explain() tests them; the blocks' pairs kept
+    line_pairs_into(expl, request, final, method, result.hierarchy)
     finish(expl, request, backend, progress)
     expl.stage = run.info("refined", "auto")
     yield expl

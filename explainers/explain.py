@@ -19,7 +19,7 @@ from promptxray.explainers.details import HierarchyInfo, ScoreKind
 from promptxray.explainers.errors import EmptyPromptError, InvalidRequestError
 from promptxray.explainers.hierarchy import AUTO_WORD_LIMIT, refine
 from promptxray.explainers.inputs import ModelInput, build_input
-from promptxray.explainers.interactions import FoundPairs, find_pairs, wants_pairs
+from promptxray.explainers.interactions import find_pairs, wants_pairs
 from promptxray.explainers.metrics import Faithfulness, faithfulness
 from promptxray.explainers.prompt.document import PromptDocument, request_document
 from promptxray.explainers.registry import (
@@ -250,11 +250,7 @@ def _explain(
     if spec.leave_one_out and exact and request.granularity in PAIR_GRANULARITIES:
         pairs_into(expl, request, prep, spec)
     elif spec.leave_one_out and exact and result.hierarchy is not None:
-        found = line_pairs(prep, spec, result.hierarchy, request.options)
-        if found is not None:
-            expl.pairs = found.part_pairs(*found_lines(prep, result.hierarchy))
-            expl.pair_test = found.test
-            _count(expl, prep)
+        line_pairs_into(expl, request, prep, spec, result.hierarchy)
     return expl, backend
 
 
@@ -272,26 +268,28 @@ def pairs_into(
     _count(expl, prep)
 
 
-def line_pairs(
-    prep: Prepared, spec: MethodSpec, hierarchy: HierarchyInfo, options: dict[str, Any]
-) -> FoundPairs | None:
-    """Granularity "auto": the line pass's lines tested in pairs (the parts that matter most
-    and the inert ones, interactions.py); None when the request turns the test off."""
-    if not wants_pairs(options) or len(hierarchy.line_scores) < 2:
-        return None
-    return find_pairs(prep.ctx, spec, hierarchy.line_token_indices, hierarchy.line_scores)
-
-
-def found_lines(
-    prep: Prepared, hierarchy: HierarchyInfo
-) -> tuple[list[float], list[tuple[int, int]]]:
-    """The line pass's scores and each line's place in the file (as a line span shows it)."""
+def line_pairs_into(
+    expl: Explanation,
+    request: ExplainRequest,
+    prep: Prepared,
+    spec: MethodSpec,
+    hierarchy: HierarchyInfo,
+) -> None:
+    """Granularity "auto": the line pass's lines tested in pairs (interactions.py), added to
+    the pairs `expl` already holds (anytime: the blocks'), the largest |interaction| first;
+    nothing when the request turns the test off."""
+    if not wants_pairs(request.options) or len(hierarchy.line_scores) < 2:
+        return
+    found = find_pairs(prep.ctx, spec, hierarchy.line_token_indices, hierarchy.line_scores)
     tokens = prep.ctx.input.tokens
-    places = [
+    places = [  # each line's place in the file, as a line span shows it
         _trim(prep.source, tokens[unit[0]].start, tokens[unit[-1]].end)
         for unit in hierarchy.line_token_indices
     ]
-    return hierarchy.line_scores, places
+    found_pairs = found.part_pairs(hierarchy.line_scores, places)
+    expl.pairs = sorted(expl.pairs + found_pairs, key=lambda p: -abs(p.interaction))
+    expl.pair_test = found.test
+    _count(expl, prep)
 
 
 def _count(expl: Explanation, prep: Prepared) -> None:

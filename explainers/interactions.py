@@ -125,7 +125,8 @@ def find_pairs(
         pairs = list(itertools.combinations(chosen, 2))
         pairs += list(itertools.combinations(inert_chosen, 2))
         if matter > 0:  # parts that say much the same, wherever they rank
-            similar = [p for p in shared_words(ctx, units) if p not in set(pairs)][:SIMILAR]
+            known = set(pairs)
+            similar = [p for p in shared_words(ctx, units) if p not in known][:SIMILAR]
             test.similar = len(similar)
             pairs += similar
         tested = set(chosen) | set(inert_chosen) | {i for p in pairs for i in p}

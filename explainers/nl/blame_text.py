@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from promptxray.explainers.nl.describe import templates as describe_templates
+from promptxray.explainers.nl import tables
 from promptxray.explainers.nl.figures import format_prob, short
 
 if TYPE_CHECKING:  # the checks package's data (imported only for types: no import cycle)
@@ -115,8 +115,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
 
 def templates(lang: str) -> dict[str, str]:
     """The blame template table of `lang` (an unknown language: the error `nl` raises)."""
-    describe_templates(lang)
-    return TEMPLATES[lang]
+    return tables.templates(lang, TEMPLATES)
 
 
 def saved_label(lang: str = "en") -> str:

@@ -1,6 +1,6 @@
 """The lookup every nl module shares: a language's template table (an unknown language is a
 request error naming the known) and quoting in that language's marks. Its own module so the
-wording modules (summary_text, stage_text, redundancy_text, ...) can all import it."""
+wording modules (summary_text, stage_text, pairs_text, ...) can all import it."""
 
 from __future__ import annotations
 
