@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         default="torch",
         choices=BACKENDS,
-        help="onnx: an int8 ONNX Runtime export (made once, on first use); openai: a model "
+        help="onnx: an ONNX Runtime export (made once, on first use; the default model's own "
+        "GGUF blocks, other models int8); openai: a model "
         "behind any OpenAI-compatible server at --endpoint (vllm: one that must return "
         "prompt log-probabilities)",
     )
@@ -155,9 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_check_parser(sub)
     sub.add_parser("methods", help="list the explainer methods and what they need")
-    exp = sub.add_parser("export-onnx", help="export a model to ONNX (int8 or fp32), verified")
+    exp = sub.add_parser(
+        "export-onnx", help="export a model to ONNX (its GGUF blocks, int8 or fp32), verified"
+    )
     exp.add_argument("--model", help="a Hugging Face model folder or hub id (default: SmolLM2)")
-    exp.add_argument("--quantize", choices=("none", "int8"), default="int8")
+    exp.add_argument(
+        "--quantize",
+        choices=("auto", "gguf", "int8", "none"),
+        default="auto",
+        help="auto: the GGUF file's own 4/8-bit blocks for the default model (lossless), else int8",
+    )
     exp.add_argument("--out", help="output folder (default: the cache, where --backend onnx looks)")
     sub.add_parser(
         "chat", help="serve the explaining chat (Gradio, 127.0.0.1:7860)", add_help=False

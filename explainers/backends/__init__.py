@@ -82,17 +82,22 @@ def _load(
         default_export_dir,
         model_fingerprint,
     )
-    from promptxray.explainers.models.onnx_export import export_onnx, is_current
+    from promptxray.explainers.models.onnx_export import (
+        default_quantization,
+        export_onnx,
+        is_current,
+    )
 
     if model and (Path(model).expanduser() / MANIFEST).exists():
         # a folder the user named is never replaced: its error (a corrupt file, a checksum
         # that does not match) is theirs to see
         return OnnxBackend(Path(model).expanduser())
     path, model_id = resolve_model_path(model, progress)
-    folder = default_export_dir(model_id, model_fingerprint(path), "int8")
+    quantize = default_quantization(model_id)
+    folder = default_export_dir(model_id, model_fingerprint(path), quantize)
     clean_stale_exports(folder.parent)  # temporary folders of killed exports
     if not is_current(folder):  # missing, unreadable, of an older format or recipe
-        export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
+        export_onnx(model, quantize, progress=progress, trust_remote_code=trust_remote_code)
     try:
         return OnnxBackend(folder)
     except ModelLoadError as exc:
@@ -104,7 +109,7 @@ def _load(
         if progress:
             progress(f"{exc}; exporting again")
         shutil.rmtree(default_export_dir(model_id, model_fingerprint(path), "none"), True)
-        export_onnx(model, "int8", progress=progress, trust_remote_code=trust_remote_code)
+        export_onnx(model, quantize, progress=progress, trust_remote_code=trust_remote_code)
         return OnnxBackend(folder)
 
 

@@ -1,22 +1,26 @@
 """ONNX Runtime backend: batched target log-probabilities and greedy generation on an exported
-(optionally 8-bit) model. Forward-only: gradient and attention methods are refused by the
-registry's capability check, which names the methods that do run here.
+model. Forward-only: gradient and attention methods are refused by the registry's capability
+check, which names the methods that do run here.
 
-Two graph kinds, named by the manifest (`graph`): the "explain" graph of Llama-family models
-(onnx_graph.py) computes logits only where the target is read and takes past keys/values, so
-occlusion reuses the reference prompt's prefix as the torch backend does (the reference is run
-once; each batch of variants runs only its suffixes after the prefix its rows share with it);
-the plain "logits" graph (other architectures, older exports) returns logits at every position.
+Three graph kinds, named by the manifest (`graph`): the "fused" graph of Llama-family models
+(models/onnx_fused.py: ORT's fused decoder operators, rows packed without padding, logits only
+where the target is read, past keys/values in and out; run by `onnx_packed.PackedRunner`); the
+older "explain" graph (models/onnx_graph.py: the same interface in plain operators, for Llama
+models whose head size GroupQueryAttention's CPU kernel does not take); and the plain "logits"
+graph (other architectures) with logits at every position. With the first two, occlusion reuses
+the reference prompt's prefix as the torch backend does (the reference is run once; each batch
+of variants runs only its suffixes after the prefix its rows share with it).
 
 A quantized model may answer differently from the fp32 model it came from: the manifest
 records the greedy-answer agreement measured at export; `explainers/answer_check.py` says
 beside an explanation when its answer may differ from fp32 torch's, or checks it on request.
+The lossless GGUF export (`--quantize gguf`) has torch's weights exactly.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from promptxray.explainers.backends.base import (
     closest_kept,
 )
 from promptxray.explainers.backends.capabilities import Capabilities
+from promptxray.explainers.backends.onnx_packed import PackedRunner
 from promptxray.explainers.backends.threads import default_threads
 from promptxray.explainers.errors import ModelLoadError, first_line
 from promptxray.explainers.models.onnx_cache import (
@@ -262,7 +267,11 @@ class OnnxBackend(Backend):
             )
         check_checksums(folder, manifest)
         self.graph = str(manifest.get("graph", "logits"))
-        self.runner = OnnxRunner(folder / MODEL_FILE, self.graph, threads, spinning)
+        self.runner: OnnxRunner | PackedRunner
+        if self.graph == "fused":
+            self.runner = PackedRunner(folder / MODEL_FILE, threads, spinning)
+        else:
+            self.runner = OnnxRunner(folder / MODEL_FILE, self.graph, threads, spinning)
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.quantization = str(manifest.get("quantization", "none"))
         model_id = f"{manifest['source_model']} ({self.quantization})"
@@ -272,8 +281,8 @@ class OnnxBackend(Backend):
         self.shape: dict[str, int] = dict(manifest.get("shape") or {})
         # greedy answers of this export vs fp32 torch at export time (None: an older export)
         self.answer_agreement: dict[str, Any] | None = manifest.get("answer_agreement")
-        # the explain graph reuses the reference prompt's keys/values (False: plain batches)
-        self.prefix_reuse = self.graph == "explain"
+        # the explain and fused graphs reuse the reference prompt's keys/values
+        self.prefix_reuse = self.graph in ("explain", "fused")
         if self.prefix_reuse:
             self.max_batch_tokens = self.explain_batch_tokens
         self.prefixes: OrderedDict[tuple[int, ...], KV] = OrderedDict()
@@ -284,29 +293,47 @@ class OnnxBackend(Backend):
     def row_bytes(self, width: int, cached: int = 0) -> int:
         """Peak bytes of one row of an explain-graph forward: per-token activations, one
         layer's attention scores (biased, shifted, exponentiated: three copies), the new
-        keys/values the graph returns, and the logits at the read positions."""
+        keys/values the graph returns, and the logits at the read positions. (The fused
+        graph's attention depends on the whole batch: `batch_rows` bounds it.)"""
         s = self.shape
-        if not s or self.graph != "explain":
+        if not s or self.graph not in ("explain", "fused"):
             return super().row_bytes(width, cached)
         keys = width + max(cached, 1)
         activations = width * (4 * s["hidden"] + 3 * s["intermediate"])
-        scores = 3 * s["heads"] * width * keys
+        scores = 3 * s["heads"] * width * keys if self.graph == "explain" else 0
         presents = 2 * s["layers"] * s["kv_heads"] * s["head_dim"] * width
         logits = 2 * s["vocab"] * min(width, 64)
         return 4 * (activations + scores + presents + logits)
 
     def batch_rows(self, width: int, cached: int = 0) -> int:
-        """The base rule, and on the explain graph at most `score_bytes` of attention scores
-        (heads x width x keys floats a row)."""
+        """The base rule, and at most `score_bytes` of attention scores: on the explain graph
+        heads x width x keys floats a row; on the fused graph, whose rows are packed into one
+        sequence of N tokens, heads x N x (cached + N) for the batch."""
         rows = super().batch_rows(width, cached)
-        if self.shape and self.graph == "explain":
-            per_row = 4 * self.shape["heads"] * width * (width + max(cached, 1))
+        if not self.shape:
+            return rows
+        heads = self.shape["heads"]
+        if self.graph == "explain":
+            per_row = 4 * heads * width * (width + max(cached, 1))
             rows = min(rows, max(1, self.score_bytes // per_row))
+        elif self.graph == "fused":
+            rows = min(rows, max(1, self.packed_tokens(cached) // max(1, width)))
         return rows
+
+    def packed_tokens(self, cached: int) -> int:
+        """Tokens one fused-graph batch may pack after `cached` past positions: at most
+        `max_batch_tokens`, and at most `score_bytes` of attention scores (heads x N x
+        (cached + N) floats, every token scored against the whole packed row)."""
+        floats = self.score_bytes / (4 * max(1, self.shape.get("heads", 1)))
+        tokens = (-cached + (cached * cached + 4 * floats) ** 0.5) / 2
+        return max(1, min(self.max_batch_tokens, int(tokens)))
 
     # --- scoring -----------------------------------------------------------------------------
     def next_token_logits(self, batch: PaddedBatch, keep: int | Sequence[int]) -> np.ndarray:
-        """Logits [B, K, V] at the kept positions, read from every position's logits."""
+        """Logits [B, K, V] at the kept positions (the fused graph computes only those; the
+        others read them from every position's logits)."""
+        if isinstance(self.runner, PackedRunner):
+            return self.runner.logits_at(batch, keep)
         logits = np.asarray(self.runner.logits(batch))
         if isinstance(keep, int):
             return logits[:, -keep:, :]
@@ -323,17 +350,49 @@ class OnnxBackend(Backend):
         reference: Sequence[int],
         progress: ProgressFn | None,
     ) -> np.ndarray:
-        """As on torch (explain graph only): the reference's keys/values are computed once;
-        each batch runs only its rows' suffixes after their minimum shared prefix (the
-        prefix's keys/values passed once, batch 1)."""
+        """As on torch: the reference's keys/values are computed once. On the fused graph each
+        row runs only what follows its own shared prefix (rows packed, each seeing its prefix
+        of the reference's keys/values); on the explain graph each batch runs its rows'
+        suffixes after their minimum shared prefix (the prefix's keys/values passed once,
+        batch 1)."""
         kv = self.prefix_kv(reference)
+        runner = self.runner
+        if isinstance(runner, PackedRunner):
+            shared, order = plan
+            t = len(target)
+
+            def run(chunk: list[int]) -> np.ndarray:
+                rows = [inputs[i][shared[i] :] + target[:-1] for i in chunk]
+                return runner.logprobs_rows(rows, [shared[i] for i in chunk], target, kv)
+
+            chunks = self._packed_chunks(order, shared, inputs, t)
+            return self._score_batches(chunks, len(inputs), t, run, progress)
         return self._score_suffixes(
             plan,
             inputs,
             target,
-            lambda batch, p: self.runner.logprobs(batch, target, kv, p),
+            lambda batch, p: runner.logprobs(batch, target, kv, p),
             progress,
         )
+
+    def _packed_chunks(
+        self, order: list[int], shared: list[int], inputs: list[list[int]], t: int
+    ) -> Iterator[list[int]]:
+        """Batches for the fused graph, rows in `order` (longest shared prefix first): each
+        takes rows while their packed suffixes fit `packed_tokens` after the prefix."""
+        start = 0
+        while start < len(order):
+            budget = self.packed_tokens(max(shared[i] for i in order[start:]))
+            chunk: list[int] = []
+            tokens = 0
+            for i in order[start:]:
+                width = len(inputs[i]) - shared[i] + t - 1
+                if chunk and tokens + width > budget:
+                    break
+                chunk.append(i)
+                tokens += width
+            yield chunk
+            start += len(chunk)
 
     def prefix_kv(self, reference: Sequence[int]) -> KV:
         """Keys/values of a reference prompt, kept for the last `prefix_size` references; a

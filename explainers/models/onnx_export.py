@@ -1,17 +1,24 @@
-"""Export a causal LM to ONNX (torch.onnx dynamo exporter), optionally quantize its weights,
-verify it against torch, and write it with its tokenizer and a manifest.
+"""Export a causal LM to ONNX, verify it against torch, and write it with its tokenizer and a
+manifest.
 
-Llama-family models get the "explain" graph (onnx_graph.py: logits only where the target is
-read, past keys/values in and out, so occlusion reuses the reference prompt's prefix as on
-torch); other architectures the plain "logits" graph (input_ids + attention_mask -> logits at
-every position). The manifest says which (`graph`); the backend runs both.
+Llama-family models get the "fused" graph (onnx_fused.py: ORT's fused decoder operators,
+emitted directly; rows packed, logits only where the target is read, past keys/values in and
+out); Llama models whose head size GroupQueryAttention's CPU kernel refuses get the older
+"explain" graph (onnx_graph.py, torch.onnx's dynamo exporter); other architectures the plain
+"logits" graph (input_ids + attention_mask -> logits at every position). The manifest says
+which (`graph`); the backend runs all three.
 
-Quantization `int8` is the recipe picked by measurement (bench/onnx.py; figures in
-bench/README.md, "ONNX Runtime"): block-wise 8-bit weights (MatMulNBits, block 32) computed
-in fp32 (accuracy level 0); the embedding and the vocabulary projection stay fp32. The other
-recipes in `RECIPES` are there for the benchmark. Plain per-tensor `quantize_dynamic` int8 was
-measured to wreck SmolLM2 (top-1 agreement 26/50). An export whose top-1 agreement with torch
-is under 90% is written with `"usable": false` and refused by the backend.
+Quantizations (`QUANTIZATIONS`; "auto" picks `default_quantization`):
+- `gguf`: the weights of the GGUF file the model came from, block for block (Q4_0, Q4_1, Q8_0
+  -> MatMulNBits, `gguf_weights.py`): the same weights torch runs, at a quarter to an eighth of
+  fp32's size. The default for the default model.
+- `int8`: 8-bit blocks of 32 (Q8_0's rule) made from the fp32 weights, computed in fp32; on the
+  fused graph our own blocks, on the others ORT's MatMulNBits quantizer (`RECIPES`). The
+  default for other models.
+- `none`: fp32.
+Plain per-tensor `quantize_dynamic` int8 was measured to wreck SmolLM2 (top-1 agreement
+26/50). An export whose top-1 agreement with torch is under 90% is written with
+`"usable": false` and refused by the backend.
 
 Exports are atomic and self-cleaning: everything is written to a temporary folder
 `.export-<pid>-*` beside the destination and renamed into place; a temporary folder left by an
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from promptxray.explainers.errors import ModelLoadError, PromptXrayError
+from promptxray.explainers.models.gguf_weights import UnsupportedGGUFError
 from promptxray.explainers.models.loading import LoadedModel, load_model
 from promptxray.explainers.models.onnx_cache import (
     MANIFEST,
@@ -47,24 +55,20 @@ from promptxray.explainers.models.onnx_cache import (
 )
 from promptxray.explainers.models.onnx_verify import ANSWER_PROMPTS, answer_agreement, verify
 
-QUANTIZATIONS = ("none", "int8")
+QUANTIZATIONS = ("none", "int8", "gguf")
 OPSET = 18
 MIN_TOP1 = 0.9
-# 2: the explain graph (for Llama-family models), checksums and greedy-answer agreement. The
-# cache path re-exports a cached folder of an older format.
-FORMAT = 2
-GRAPHS = ("explain", "logits")
+# 3: the fused graph and the lossless GGUF export (2: the explain graph, checksums and
+# greedy-answer agreement). The cache path re-exports a cached folder of an older format.
+FORMAT = 3
+GRAPHS = ("fused", "explain", "logits")
 
-# Quantization recipes compared by bench/onnx.py (bench/README.md, "ONNX Runtime" has the figures).
-# MatMulNBits accuracy level: 0 = unset (fp32 compute on the CPU), 4 = int8 activations.
+# ORT's quantizer recipe for int8 on the explain and logits graphs (picked by bench/onnx.py
+# --recipes before the fused graph; bench/README.md, "ONNX Runtime: the explain graph"):
+# MatMulNBits 8-bit, block 32, accuracy level 0 (fp32 compute). 4-bit re-rounding and dynamic
+# int8 failed verification there.
 RECIPES: dict[str, dict[str, Any]] = {
     "nbits8-acc0": {"name": "MatMulNBits", "bits": 8, "block_size": 32, "accuracy_level": 0},
-    "nbits8-acc4": {"name": "MatMulNBits", "bits": 8, "block_size": 32, "accuracy_level": 4},
-    "nbits4-acc4": {"name": "MatMulNBits", "bits": 4, "block_size": 32, "accuracy_level": 4},
-    "nbits4-acc0": {"name": "MatMulNBits", "bits": 4, "block_size": 32, "accuracy_level": 0},
-    # per-channel int8 weights, int8 activations quantized per row at run time; the embedding
-    # (Gather) and the vocabulary projection (Gemm) are not MatMuls and stay fp32
-    "dynamic-int8": {"name": "quantize_dynamic", "per_channel": True, "weight_type": "QInt8"},
 }
 DEFAULT_RECIPE = "nbits8-acc0"
 
@@ -120,14 +124,18 @@ def _export_logits_graph(loaded: LoadedModel, target: Path) -> None:
     program.save(str(target), external_data=True)
 
 
-def _export_graph(loaded: LoadedModel, target: Path, graph: str) -> None:
+def _export_graph(loaded: LoadedModel, target: Path, graph: str, quantize: str) -> None:
     from promptxray.explainers.models.onnx_graph import export_explain_graph
 
     try:
-        if graph == "explain":
+        if graph == "fused":
+            _export_fused(loaded, target, quantize)
+        elif graph == "explain":
             export_explain_graph(loaded.model, str(target), OPSET)
         else:
             _export_logits_graph(loaded, target)
+    except UnsupportedGGUFError:
+        raise
     except Exception as exc:  # the exporter raises many types for unsupported architectures
         raise ExportError(
             f"cannot export {loaded.model_id} to ONNX ({type(exc).__name__}: "
@@ -135,40 +143,83 @@ def _export_graph(loaded: LoadedModel, target: Path, graph: str) -> None:
         ) from exc
 
 
-def choose_graph(loaded: LoadedModel, graph: str = "auto") -> str:
-    """ "explain" for Llama-family models, else "logits" (or `graph` when it is not "auto")."""
-    from promptxray.explainers.models.onnx_graph import supports_explain_graph
+def _export_fused(loaded: LoadedModel, target: Path, quantize: str) -> None:
+    """Emit the fused graph over the GGUF file's blocks (`gguf`), Q8_0 blocks of the fp32
+    weights (`int8`) or the fp32 weights (`none`), and save it with its weights beside it."""
+    import onnx
 
+    from promptxray.explainers.models.gguf_weights import quantize_q8, read_gguf
+    from promptxray.explainers.models.onnx_fused import (
+        build_fused_graph,
+        model_weights,
+        rotary_tables,
+    )
+    from promptxray.explainers.models.onnx_graph import graph_shape
+
+    model = loaded.model
+    weights: dict[str, Any]
+    if quantize == "gguf":
+        weights = dict(read_gguf(gguf_source(loaded)).weights)
+    else:
+        weights = dict(model_weights(model))
+        if quantize == "int8":  # every matrix but the norms
+            weights = {k: quantize_q8(w) if w.ndim == 2 else w for k, w in weights.items()}
+    cos, sin = rotary_tables(model, _context_length(loaded))
+    eps = float(model.config.rms_norm_eps)
+    graph = build_fused_graph(weights, graph_shape(model), cos, sin, eps)
+    onnx.save_model(graph, str(target), save_as_external_data=True, location=f"{target.name}.data")
+
+
+def gguf_source(loaded: LoadedModel) -> Path:
+    """The GGUF file a model was converted from (the default model's), or ExportError."""
+    from promptxray.explainers.models.loading import DEFAULT_MODEL, default_gguf
+
+    if loaded.model_id != DEFAULT_MODEL:
+        raise ExportError(
+            f"--quantize gguf carries over the weights of the GGUF file a model came from; "
+            f"{loaded.model_id} was not loaded from one (use int8 or none)"
+        )
+    return default_gguf()
+
+
+def default_quantization(model_id: str) -> str:
+    """What `--quantize auto` means: the GGUF file's own blocks for a model that came from
+    one (the default model), else int8."""
+    from promptxray.explainers.models.loading import DEFAULT_MODEL
+
+    return "gguf" if model_id == DEFAULT_MODEL else "int8"
+
+
+def _context_length(loaded: LoadedModel) -> int:
+    return int(getattr(loaded.model.config, "max_position_embeddings", 2048))
+
+
+def choose_graph(loaded: LoadedModel, graph: str = "auto") -> str:
+    """ "fused" for Llama-family models whose heads GroupQueryAttention takes, "explain" for
+    other Llama models, else "logits" (or `graph` when it is not "auto")."""
+    from promptxray.explainers.models.onnx_fused import supports_fused
+    from promptxray.explainers.models.onnx_graph import graph_shape, supports_explain_graph
+
+    llama = supports_explain_graph(loaded.model)
     if graph == "auto":
-        return "explain" if supports_explain_graph(loaded.model) else "logits"
+        if not llama:
+            return "logits"
+        return "fused" if supports_fused(graph_shape(loaded.model)) else "explain"
     if graph not in GRAPHS:
         raise ExportError(f"unknown graph {graph!r}; use one of {GRAPHS}")
-    if graph == "explain" and not supports_explain_graph(loaded.model):
-        raise ExportError(f"{loaded.model_id} is not a Llama-family model: no explain graph")
+    if graph in ("explain", "fused") and not llama:
+        raise ExportError(f"{loaded.model_id} is not a Llama-family model: no {graph} graph")
+    if graph == "fused" and not supports_fused(graph_shape(loaded.model)):
+        raise ExportError(
+            f"{loaded.model_id}'s head size is not a multiple of 16, which ONNX Runtime's "
+            "GroupQueryAttention needs: use --graph explain"
+        )
     return graph
 
 
 # --- quantization ------------------------------------------------------------------------------
 def _quantize(source: Path, target: Path, recipe: str) -> None:
     spec = RECIPES[recipe]
-    if spec["name"] == "quantize_dynamic":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        root = logging.getLogger()  # it logs every tensor at INFO on the root logger
-        level = root.level
-        root.setLevel(logging.WARNING)
-        try:
-            quantize_dynamic(
-                str(source),
-                str(target),
-                op_types_to_quantize=["MatMul"],
-                per_channel=bool(spec["per_channel"]),
-                weight_type=getattr(QuantType, str(spec["weight_type"])),
-                use_external_data_format=True,
-            )
-        finally:
-            root.setLevel(level)
-        return
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -207,7 +258,7 @@ def _cached_fp32(model_id: str, fingerprint: str, graph: str) -> Path | None:
 
 def export_onnx(
     model: str | None = None,
-    quantize: str = "int8",
+    quantize: str = "auto",
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     trust_remote_code: bool = False,
@@ -216,20 +267,26 @@ def export_onnx(
 ) -> Path:
     """Export, quantize, verify and write an ONNX model folder; return it.
 
-    `recipe` (int8 only): one of RECIPES (default DEFAULT_RECIPE). `graph`: "auto" (the
-    explain graph for Llama-family models), "explain" or "logits".
+    `quantize`: one of QUANTIZATIONS or "auto" (`default_quantization`). `recipe` (int8 on
+    the explain and logits graphs): one of RECIPES (default DEFAULT_RECIPE). `graph`: "auto"
+    (`choose_graph`), "fused", "explain" or "logits".
 
     Everything is written to a temporary folder beside the destination and renamed into place
     at the end, so a failed export never leaves a half-written folder behind, and temporary
     folders of killed exports are removed first (`clean_stale_exports`)."""
-    if quantize not in QUANTIZATIONS:
+    if quantize not in (*QUANTIZATIONS, "auto"):
         raise ExportError(f"unknown quantization {quantize!r}; use one of {QUANTIZATIONS}")
     recipe = recipe or DEFAULT_RECIPE
     if quantize == "int8" and recipe not in RECIPES:
         raise ExportError(f"unknown quantization recipe {recipe!r}; use one of {list(RECIPES)}")
     say = progress or (lambda _msg: None)
     loaded = load_model(model, trust_remote_code)
+    if quantize == "auto":
+        quantize = default_quantization(loaded.model_id)
+    source = gguf_source(loaded) if quantize == "gguf" else None
     kind = choose_graph(loaded, graph)
+    if quantize == "gguf" and kind != "fused":
+        raise ExportError(f"--quantize gguf needs the fused graph, not the {kind} graph")
     fingerprint = model_fingerprint(loaded.path)
     dest = Path(out) if out else default_export_dir(loaded.model_id, fingerprint, quantize)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -237,22 +294,33 @@ def export_onnx(
     tmp = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=dest.parent))
     old: Path | None = None
     try:
-        fp32 = tmp / ("fp32.onnx" if quantize != "none" else MODEL_FILE)
-        cached = _cached_fp32(loaded.model_id, fingerprint, kind) if quantize == "int8" else None
-        if cached is not None:
-            fp32 = cached  # quantize the verified fp32 export instead of exporting again
+        if kind == "fused":  # emitted with its weights as they should be
+            say(f"writing {loaded.model_id} as ONNX Runtime's fused graph ({quantize} weights)")
+            _export_graph(loaded, tmp / MODEL_FILE, kind, quantize)
         else:
-            say(f"exporting {loaded.model_id} to ONNX ({kind} graph)")
-            _export_graph(loaded, fp32, kind)
-        if quantize == "int8":
-            say(f"quantizing weights ({recipe})")
-            _quantize(fp32, tmp / MODEL_FILE, recipe)
-            for leftover in tmp.glob("fp32.onnx*"):
-                leftover.unlink()
+            fp32 = tmp / ("fp32.onnx" if quantize != "none" else MODEL_FILE)
+            cached = (
+                _cached_fp32(loaded.model_id, fingerprint, kind) if quantize == "int8" else None
+            )
+            if cached is not None:
+                fp32 = cached  # quantize the verified fp32 export instead of exporting again
+            else:
+                say(f"exporting {loaded.model_id} to ONNX ({kind} graph)")
+                _export_graph(loaded, fp32, kind, "none")
+            if quantize == "int8":
+                say(f"quantizing weights ({recipe})")
+                _quantize(fp32, tmp / MODEL_FILE, recipe)
+                for leftover in tmp.glob("fp32.onnx*"):
+                    leftover.unlink()
         say("verifying against torch")
         from promptxray.explainers.backends.onnx_backend import OnnxRunner
+        from promptxray.explainers.backends.onnx_packed import PackedRunner
 
-        runner = OnnxRunner(tmp / MODEL_FILE, kind)
+        runner = (
+            PackedRunner(tmp / MODEL_FILE)
+            if kind == "fused"
+            else OnnxRunner(tmp / MODEL_FILE, kind)
+        )
         figures = verify(loaded, runner)
         usable = figures["top1_agreement"] >= MIN_TOP1
         say(f"comparing greedy answers with torch on {len(ANSWER_PROMPTS)} prompts")
@@ -264,16 +332,12 @@ def export_onnx(
             "source_model": loaded.model_id,
             "source_path": loaded.path,
             "source_fingerprint": fingerprint,
-            "context_length": int(getattr(loaded.model.config, "max_position_embeddings", 2048)),
+            "context_length": _context_length(loaded),
             "opset": OPSET,
             "graph": kind,
             "shape": _shape(loaded),
             "quantization": quantize,
-            "quantizer": (
-                {"recipe": recipe, **RECIPES[recipe], "symmetric": True}
-                if quantize == "int8"
-                else None
-            ),
+            "quantizer": _quantizer(kind, quantize, recipe, source),
             "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "verification": figures,
             "answer_agreement": agreement,
@@ -306,6 +370,18 @@ def export_onnx(
     return dest
 
 
+def _quantizer(kind: str, quantize: str, recipe: str, source: Path | None) -> Any:
+    """How the weights were quantized, for the manifest."""
+    if quantize == "gguf":
+        assert source is not None
+        return {"recipe": "gguf", "source": source.name, "lossless": True}
+    if quantize != "int8":
+        return None
+    if kind == "fused":
+        return {"recipe": "q8_0-blocks", "bits": 8, "block_size": 32, "symmetric": True}
+    return {"recipe": recipe, **RECIPES[recipe], "symmetric": True}
+
+
 def _shape(loaded: LoadedModel) -> dict[str, int]:
     from promptxray.explainers.models.onnx_graph import graph_shape
 
@@ -317,13 +393,15 @@ def _shape(loaded: LoadedModel) -> dict[str, int]:
 
 def is_current(folder: Path) -> bool:
     """Whether a cached export folder is what `export_onnx` would write now: a readable
-    manifest of this FORMAT, made with the default recipe (int8). Checksums are checked when
-    the backend loads it."""
+    manifest of this FORMAT (and, for int8 on the older graphs, the default recipe).
+    Checksums are checked when the backend loads it."""
     try:
         manifest = read_manifest(folder)
     except ModelLoadError:
         return False
     quantizer = manifest.get("quantizer") or {}
     return manifest.get("format") == FORMAT and (
-        manifest.get("quantization") != "int8" or quantizer.get("recipe") == DEFAULT_RECIPE
+        manifest.get("quantization") != "int8"
+        or manifest.get("graph") == "fused"
+        or quantizer.get("recipe") == DEFAULT_RECIPE
     )
