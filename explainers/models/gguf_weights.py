@@ -63,10 +63,6 @@ class Blocks:
     offsets: np.ndarray | None = None
 
     @property
-    def bits(self) -> int:
-        return 8 if self.kind == "Q8_0" else 4
-
-    @property
     def zero_point(self) -> int:
         return {"Q4_0": 8, "Q4_1": 0, "Q4_U": 0, "Q8_0": 128}[self.kind]
 

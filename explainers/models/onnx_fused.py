@@ -108,7 +108,7 @@ def q8_halves(blocks: Blocks) -> tuple[Blocks, Blocks]:
     """Q8_0 as two exact 4-bit halves: q = 16·hi + lo (hi = q >> 4 in −8..7, lo = q & 15), so
     d·q = (16d)·hi + d·lo with no rounding (16d is exact, and so are both products and their
     sum, d having fp16's 11 bits). ORT's 8-bit MatMulNBits CPU kernel dequantizes the whole
-    weight on every call (180 ms for the 49152 × 576 vocabulary projection at one row, against
+    weight on every call (173 ms for the 49152 × 576 vocabulary projection at one row, against
     0.3 ms for a 4-bit 3072 × 576 weight: bench/README.md), its 4-bit kernels do not."""
     q = blocks.codes.astype(np.int16) - 128
     hi = Blocks("Q4_0", ((q >> 4) + 8).astype(np.uint8), blocks.scales * np.float32(16))
